@@ -1,0 +1,1 @@
+"""Execution layer: Spark jobs, Redis, Feast and checks, driven by `features/` declarations."""

@@ -1,0 +1,80 @@
+"""Explicit data intervals `[start, end)` in UTC: every job takes one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from pipelines.errors import IntervalError
+
+HOUR = timedelta(hours=1)
+
+
+def parse_time(value: str | datetime | date) -> datetime:
+    """Parse an ISO date or datetime; naive values are UTC, aware ones are converted to UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise IntervalError(
+                f"not a date or datetime: {value!r} (expected e.g. 2026-01-01 or 2026-01-01T05:00)"
+            ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open UTC interval `[start, end)`."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise IntervalError("interval bounds must be timezone-aware (UTC)")
+        if self.end <= self.start:
+            raise IntervalError(
+                f"empty or reversed interval: start {self.start.isoformat()} is not before end {self.end.isoformat()}"
+            )
+
+    @classmethod
+    def parse(cls, start: str | datetime | date, end: str | datetime | date) -> Interval:
+        return cls(parse_time(start), parse_time(end))
+
+    def require_hour_aligned(self) -> Interval:
+        for bound in (self.start, self.end):
+            if bound != floor_hour(bound):
+                raise IntervalError(f"interval bounds must be whole hours, got {bound.isoformat()}")
+        return self
+
+    def chunks(self, size: timedelta) -> Iterator[Interval]:
+        cursor = self.start
+        while cursor < self.end:
+            nxt = min(cursor + size, self.end)
+            yield Interval(cursor, nxt)
+            cursor = nxt
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start) / HOUR
+
+    def spark_bounds(self) -> tuple[datetime, datetime]:
+        """Naive UTC datetimes, as Spark (session time zone UTC) expects in literals."""
+        return self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"

@@ -1,0 +1,53 @@
+"""The one way the platform builds a SparkSession: from `spark_conf/`.
+
+Spark's launcher reads `spark_conf/spark-defaults.conf` and sources
+`spark_conf/spark-env.sh` when SPARK_CONF_DIR points there, exactly as it does
+for `spark-sql` and `pyspark`; so the Python jobs, the shells and Feast's Spark
+offline store share one configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from pipelines.config import DATA_DIR_ENV, SPARK_CONF_DIR, settings
+
+
+class SparkStartError(RuntimeError):
+    pass
+
+
+def get_spark(
+    app_name: str = "feature-platform", extra_conf: dict[str, Any] | None = None
+) -> SparkSession:
+    """Return the active session, or start one from the project's Spark configuration.
+
+    The JVM reads its configuration once; an already running session is returned
+    as it is (with `extra_conf` applied where Spark allows it at runtime).
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for key, value in (extra_conf or {}).items():
+            active.conf.set(key, str(value))
+        return active
+
+    conf = settings()
+    conf.data_dir.mkdir(parents=True, exist_ok=True)
+    # The launcher (spark-submit) that pyspark starts reads these two variables.
+    os.environ["SPARK_CONF_DIR"] = str(SPARK_CONF_DIR)
+    os.environ[DATA_DIR_ENV] = str(conf.data_dir)
+    builder = SparkSession.builder.appName(app_name)
+    if conf.spark_master:
+        builder = builder.master(conf.spark_master)
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, str(value))
+    try:
+        spark = builder.enableHiveSupport().getOrCreate()
+    except Exception as exc:  # the JVM's own message is long; keep the first line
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise SparkStartError(f"could not start Spark with {SPARK_CONF_DIR}: {first_line}") from exc
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import subprocess
+
+from pipelines.config import SPARK_CONF_DIR
+
+
+def test_session_uses_project_conf(spark, data_dir):
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+    assert spark.conf.get("spark.sql.warehouse.dir").endswith(f"{data_dir}/warehouse")
+    assert spark.conf.get("spark.sql.catalogImplementation") == "hive"
+
+
+def test_delta_table_in_persistent_catalog(spark, data_dir):
+    spark.sql("CREATE DATABASE IF NOT EXISTS smoke")
+    spark.sql("CREATE OR REPLACE TABLE smoke.t (id BIGINT) USING delta")
+    spark.sql("INSERT INTO smoke.t VALUES (1), (2)")
+    detail = spark.sql("DESCRIBE DETAIL smoke.t").collect()[0]
+    assert detail["format"] == "delta"
+    assert str(data_dir) in detail["location"]
+    assert (data_dir / "metastore_db").is_dir()
+    spark.sql("DROP TABLE smoke.t")
+
+
+def test_spark_env_defaults_data_dir_to_checkout():
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"unset FEATURE_PLATFORM_DATA_DIR; source {SPARK_CONF_DIR}/spark-env.sh; "
+            "echo $FEATURE_PLATFORM_DATA_DIR; echo $SPARK_SUBMIT_OPTS",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == str(SPARK_CONF_DIR.parent / "data")
+    assert f"-Dspark.sql.warehouse.dir={out[0]}/warehouse" in out[1]
