@@ -1,0 +1,443 @@
+"""The declaration language: entities, sources, windowed aggregations, feature views, services.
+
+Everything here is inert data. Nothing imports Spark, touches storage or reads the
+clock; `pipelines/` turns these objects into Spark jobs, Feast objects and checks.
+
+Semantics of a windowed feature view (stated once, implemented by
+`pipelines.compute`, checked by the oracle tests): the row for entity `e` with
+`event_timestamp = T` (a whole hour) holds, for every aggregation over window
+`w`, the aggregate of `e`'s events whose event time lies in `[T - w, T)`. The
+table holds a row at every hour at which any value of the entity changes, i.e.
+one hour after an event's hour (the event enters the window) and `w` later (it
+leaves), so the latest row at or before time `t` is the exact value as of
+`floor_hour(t)`. Empty windows give 0 for counts and sums and null otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
+
+# Value types shared by sources, features and Feast's type system.
+VALUE_TYPES = ("int64", "float64", "string", "date", "timestamp")
+
+
+class DeclarationError(ValueError):
+    """A declaration that cannot be executed; the message names the culprit."""
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise DeclarationError(
+            f"invalid {kind} name {name!r}: use lower_snake_case (letters, digits, underscores)"
+        )
+    return name
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """A window length in whole hours, written like `1h`, `1d`, `7d`, `28d`."""
+
+    hours: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hours, int) or self.hours <= 0:
+            raise DeclarationError(
+                f"window must be a positive whole number of hours: {self.hours!r}"
+            )
+
+    @classmethod
+    def parse(cls, text: str | Window) -> Window:
+        if isinstance(text, Window):
+            return text
+        match = _WINDOW_PATTERN.match(str(text).strip())
+        if not match:
+            raise DeclarationError(
+                f"invalid window {text!r}: windows are whole hours, written like 1h, 6h, 1d, 7d"
+            )
+        amount, unit = int(match.group(1)), match.group(2)
+        return cls(amount * 24 if unit == "d" else amount)
+
+    @property
+    def label(self) -> str:
+        return f"{self.hours // 24}d" if self.hours % 24 == 0 else f"{self.hours}h"
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(hours=self.hours)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What features describe; `join_key` is the column that identifies it everywhere."""
+
+    name: str
+    join_key: str
+    value_type: str = "int64"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("entity", self.name)
+        check_name("join key", self.join_key)
+        if self.value_type not in ("int64", "string"):
+            raise DeclarationError(f"entity {self.name}: join key type must be int64 or string")
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A clean event table: append-only facts with an event time and an arrival time."""
+
+    name: str
+    table: str
+    columns: dict[str, str]
+    timestamp_column: str = "event_timestamp"
+    ingestion_column: str = "ingestion_timestamp"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("source", self.name)
+        for column, value_type in self.columns.items():
+            check_name(f"column of source {self.name}", column)
+            if value_type not in VALUE_TYPES:
+                raise DeclarationError(
+                    f"source {self.name}: column {column} has unknown type {value_type!r}"
+                )
+
+    def column_type(self, column: str) -> str:
+        if column not in self.columns:
+            raise DeclarationError(f"source {self.name} has no column {column!r}")
+        return self.columns[column]
+
+
+@dataclass(frozen=True)
+class DimensionSource:
+    """A dimension table (one row per key, versioned by ingestion time)."""
+
+    name: str
+    table: str
+    key_column: str
+    columns: dict[str, str]
+    ingestion_column: str = "ingestion_timestamp"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("source", self.name)
+        for column, value_type in self.columns.items():
+            check_name(f"column of source {self.name}", column)
+            if value_type not in VALUE_TYPES:
+                raise DeclarationError(
+                    f"source {self.name}: column {column} has unknown type {value_type!r}"
+                )
+
+    def column_type(self, column: str) -> str:
+        if column not in self.columns:
+            raise DeclarationError(f"source {self.name} has no column {column!r}")
+        return self.columns[column]
+
+
+class Op(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    LAST = "last"
+    APPROX_DISTINCT = "approx_distinct"
+
+
+_NUMERIC = ("int64", "float64")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """`op` of `column` from `source` over each window; named `{alias or column}_{op}_{window}`.
+
+    COUNT counts events (its `column` may be omitted, then `alias` names it);
+    LAST is the value of the latest event in the window (ties: the greatest value);
+    APPROX_DISTINCT is a HyperLogLog estimate of distinct values.
+    """
+
+    source: EventSource
+    op: Op
+    windows: tuple[Window, ...]
+    column: str | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "op", Op(self.op))
+        object.__setattr__(self, "windows", tuple(Window.parse(w) for w in self.windows))
+        if not self.windows:
+            raise DeclarationError(f"aggregation {self.op} of {self.column}: no windows")
+        if len(set(self.windows)) != len(self.windows):
+            raise DeclarationError(f"aggregation {self.op} of {self.column}: repeated window")
+        if self.column is None:
+            if self.op is not Op.COUNT:
+                raise DeclarationError(f"aggregation {self.op} needs a column")
+            if self.alias is None:
+                raise DeclarationError("a count without a column needs an alias to name it")
+        else:
+            value_type = self.source.column_type(self.column)
+            if self.op in (Op.SUM, Op.AVG) and value_type not in _NUMERIC:
+                raise DeclarationError(
+                    f"{self.op} of {self.column}: column is {value_type}, not numeric"
+                )
+        check_name("feature", self.base_name)
+
+    @property
+    def base_name(self) -> str:
+        return self.alias or str(self.column)
+
+    def feature_name(self, window: Window) -> str:
+        return f"{self.base_name}_{self.op.value}_{window.label}"
+
+    @property
+    def value_type(self) -> str:
+        if self.op in (Op.COUNT, Op.APPROX_DISTINCT):
+            return "int64"
+        if self.op in (Op.SUM, Op.AVG):
+            return "float64"
+        return self.source.column_type(str(self.column))
+
+    def features(self) -> list[Feature]:
+        return [
+            Feature(self.feature_name(w), self.value_type, op=self.op, window=w, aggregation=self)
+            for w in self.windows
+        ]
+
+
+@dataclass(frozen=True)
+class SmoothedRatio:
+    """`min(1, (numerator + prior * weight) / (denominator + weight))`: a ratio shrunk to a prior.
+
+    Both inputs are count features of the same view. Well-defined for empty windows
+    (it is then `prior`), which keeps sparse entities from producing 0/0.
+    """
+
+    name: str
+    numerator: str
+    denominator: str
+    prior: float
+    weight: float
+
+    def __post_init__(self) -> None:
+        check_name("feature", self.name)
+        if not 0.0 <= self.prior <= 1.0 or self.weight <= 0:
+            raise DeclarationError(f"{self.name}: prior must lie in [0, 1] and weight be positive")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One output column of a feature view."""
+
+    name: str
+    value_type: str
+    op: Op | None = None
+    window: Window | None = None
+    aggregation: Aggregation | None = field(default=None, compare=False, repr=False)
+    ratio: SmoothedRatio | None = field(default=None, compare=False, repr=False)
+    attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """Windowed aggregations (and derived ratios) of one entity's events, served together."""
+
+    name: str
+    entity: Entity
+    aggregations: tuple[Aggregation, ...]
+    ratios: tuple[SmoothedRatio, ...] = ()
+    ttl: timedelta | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("feature view", self.name)
+        if not self.aggregations:
+            raise DeclarationError(f"feature view {self.name}: no aggregations")
+        for agg in self.aggregations:
+            key = self.entity.join_key
+            if key not in agg.source.columns:
+                raise DeclarationError(
+                    f"feature view {self.name}: source {agg.source.name} has no join key {key!r}"
+                )
+        names = [f.name for f in self.features]
+        _reject_duplicates(f"feature view {self.name}", names)
+        counts = {f.name for f in self.features if f.op is Op.COUNT}
+        for ratio in self.ratios:
+            for part in (ratio.numerator, ratio.denominator):
+                if part not in counts:
+                    raise DeclarationError(
+                        f"feature view {self.name}: ratio {ratio.name} refers to {part!r}, "
+                        "which is not a count feature of this view"
+                    )
+
+    @property
+    def sources(self) -> tuple[EventSource, ...]:
+        seen: dict[str, EventSource] = {}
+        for agg in self.aggregations:
+            seen.setdefault(agg.source.name, agg.source)
+        return tuple(seen.values())
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        return tuple(sorted({w for agg in self.aggregations for w in agg.windows}))
+
+    @property
+    def max_window(self) -> Window:
+        return max(self.windows)
+
+    @property
+    def features(self) -> list[Feature]:
+        out = [f for agg in self.aggregations for f in agg.features()]
+        out += [Feature(r.name, "float64", ratio=r) for r in self.ratios]
+        return out
+
+    @property
+    def table(self) -> str:
+        return f"features.{self.name}"
+
+    @property
+    def effective_ttl(self) -> timedelta:
+        """How long the latest row stays valid; by default the largest window plus a day."""
+        return self.ttl if self.ttl is not None else self.max_window.duration + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class AttributeView:
+    """Static attributes of an entity from a dimension table, versioned by ingestion time.
+
+    A row's `event_timestamp` is when that version of the attributes became known
+    (the dimension row's ingestion time), so point-in-time joins never see an
+    attribute before it existed. No TTL: attributes stay valid until replaced.
+    """
+
+    name: str
+    entity: Entity
+    source: DimensionSource
+    attributes: tuple[str, ...]
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("feature view", self.name)
+        if self.source.key_column != self.entity.join_key:
+            raise DeclarationError(
+                f"feature view {self.name}: source key {self.source.key_column!r} "
+                f"is not the entity's join key {self.entity.join_key!r}"
+            )
+        for attribute in self.attributes:
+            self.source.column_type(attribute)
+        _reject_duplicates(f"feature view {self.name}", list(self.attributes))
+
+    @property
+    def features(self) -> list[Feature]:
+        return [Feature(a, self.source.column_type(a), attribute=a) for a in self.attributes]
+
+    @property
+    def table(self) -> str:
+        return f"features.{self.name}"
+
+    @property
+    def effective_ttl(self) -> timedelta:
+        return timedelta(0)
+
+
+AnyView = FeatureView | AttributeView
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named set of features a model consumes: `{view name: feature names}` (empty tuple = all)."""
+
+    name: str
+    features: dict[str, tuple[str, ...]]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("feature service", self.name)
+
+
+def _reject_duplicates(where: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DeclarationError(f"{where}: duplicate feature name {name!r}")
+        seen.add(name)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All declarations, checked together: unique names, services that resolve."""
+
+    entities: tuple[Entity, ...]
+    views: tuple[AnyView, ...]
+    services: tuple[FeatureService, ...]
+
+    def __post_init__(self) -> None:
+        _reject_duplicates("registry (entities)", [e.name for e in self.entities])
+        _reject_duplicates("registry (feature views)", [v.name for v in self.views])
+        _reject_duplicates("registry (feature services)", [s.name for s in self.services])
+        # Feature names are unique across views, so a training set never has to rename.
+        _reject_duplicates(
+            "registry (features across views)", [f.name for v in self.views for f in v.features]
+        )
+        entity_names = {e.name for e in self.entities}
+        for view in self.views:
+            if view.entity.name not in entity_names:
+                raise DeclarationError(
+                    f"feature view {view.name}: entity {view.entity.name} is not registered"
+                )
+        for service in self.services:
+            for view_name, names in service.features.items():
+                view = self.view(view_name)
+                known = {f.name for f in view.features}
+                for name in names:
+                    if name not in known:
+                        raise DeclarationError(
+                            f"feature service {service.name}: view {view_name} has no feature {name!r}"
+                        )
+
+    def view(self, name: str) -> AnyView:
+        for view in self.views:
+            if view.name == name:
+                return view
+        known = ", ".join(v.name for v in self.views)
+        raise DeclarationError(f"unknown feature view {name!r} (known: {known})")
+
+    def service(self, name: str) -> FeatureService:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise DeclarationError(f"unknown feature service {name!r} (known: {known})")
+
+    def resolve(self, refs: list[str] | str) -> dict[str, list[str]]:
+        """Turn a service name or `"view:feature"` references into `{view: [features]}`, in order."""
+        if isinstance(refs, str):
+            service = self.service(refs)
+            return {
+                view: list(names) or [f.name for f in self.view(view).features]
+                for view, names in service.features.items()
+            }
+        out: dict[str, list[str]] = {}
+        for ref in refs:
+            if ":" not in ref:
+                raise DeclarationError(
+                    f"feature reference {ref!r} is not of the form 'view:feature'"
+                )
+            view_name, feature_name = ref.split(":", 1)
+            view = self.view(view_name)
+            if feature_name not in {f.name for f in view.features}:
+                raise DeclarationError(
+                    f"unknown feature {ref!r}: view {view_name} has no {feature_name!r}"
+                )
+            out.setdefault(view_name, []).append(feature_name)
+        return out

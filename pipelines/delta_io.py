@@ -1,0 +1,63 @@
+"""Catalog and Delta helpers shared by every job: one atomic write per table per run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+
+from pipelines.errors import MissingTableError
+
+
+def ensure_database(spark: SparkSession, database: str) -> None:
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+
+def table_exists(spark: SparkSession, table: str) -> bool:
+    return bool(spark.catalog.tableExists(table))
+
+
+def require_table(spark: SparkSession, table: str, hint: str = "") -> None:
+    if not table_exists(spark, table):
+        suffix = f" ({hint})" if hint else ""
+        raise MissingTableError(f"table {table} does not exist{suffix}")
+
+
+def replace_where(
+    df: DataFrame,
+    table: str,
+    *,
+    predicate: str,
+    partition_by: Sequence[str] = (),
+    properties: dict[str, str] | None = None,
+) -> None:
+    """Atomically replace the rows of `table` matching `predicate` with `df`.
+
+    One Delta transaction: readers see the old or the new rows, never a mix, and a
+    failed write leaves the table as it was. Rerunning with the same `df` gives the
+    same table (idempotent). Every row of `df` must satisfy `predicate`; Delta
+    checks this and fails the write otherwise. Creates the table on first use.
+    """
+    spark = df.sparkSession
+    ensure_database(spark, table.split(".")[0])
+    writer = df.write.format("delta")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if not table_exists(spark, table):
+        for key, value in (properties or {}).items():
+            writer = writer.option(key, value)
+        writer.mode("overwrite").saveAsTable(table)
+        if properties:
+            set_properties(spark, table, properties)
+        return
+    writer.mode("overwrite").option("replaceWhere", predicate).saveAsTable(table)
+
+
+def set_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
+    pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+
+
+def interval_predicate(column: str, start: str, end: str) -> str:
+    """SQL for `start <= column < end` with timestamp literals (UTC session)."""
+    return f"{column} >= TIMESTAMP '{start}' AND {column} < TIMESTAMP '{end}'"

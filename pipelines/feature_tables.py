@@ -1,0 +1,42 @@
+"""The storage contract of feature tables, derived from the declarations.
+
+A feature table `features.<view>` has: the entity's join key, `event_timestamp`
+(the hour the values hold for), `created_timestamp` (when the values became
+knowable: the latest ingestion time of the events they depend on, and never
+before `event_timestamp`), one column per feature, and the partition column
+`event_date` (the date of `event_timestamp`).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+from features import AnyView
+
+EVENT_TIMESTAMP = "event_timestamp"
+CREATED_TIMESTAMP = "created_timestamp"
+PARTITION_COLUMN = "event_date"
+
+SPARK_TYPES: dict[str, T.DataType] = {
+    "int64": T.LongType(),
+    "float64": T.DoubleType(),
+    "string": T.StringType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+}
+
+
+def spark_type(value_type: str) -> T.DataType:
+    return SPARK_TYPES[value_type]
+
+
+def feature_table_schema(view: AnyView) -> T.StructType:
+    key = view.entity.join_key
+    fields = [
+        T.StructField(key, spark_type(view.entity.value_type)),
+        T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
+        T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
+    ]
+    fields += [T.StructField(f.name, spark_type(f.value_type)) for f in view.features]
+    fields.append(T.StructField(PARTITION_COLUMN, T.DateType()))
+    return T.StructType(fields)
