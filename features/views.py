@@ -99,9 +99,7 @@ member_ad_history = FeatureView(
         Aggregation(
             ad_impressions, Op.APPROX_DISTINCT, ("7d",), column="ad_id", alias="member_ads_seen"
         ),
-        Aggregation(
-            ad_impressions, Op.LAST, ("28d",), column="placement", alias="member_last_placement"
-        ),
+        Aggregation(ad_impressions, Op.LAST, ("28d",), column="placement"),
     ),
     ratios=(
         SmoothedRatio(
