@@ -1,0 +1,137 @@
+"""What each Airflow task runs, for one data interval: the seam between `dags/` and the jobs.
+
+Two runners, chosen by FEATURE_PLATFORM_TASK_RUNNER (no code change):
+- `local` (default): the job runs in the task's own process, Spark in local mode (or against
+  FEATURE_PLATFORM_SPARK_MASTER in client mode);
+- `spark-submit`: the task submits `feature-platform <step>` with `spark-submit` to
+  FEATURE_PLATFORM_SPARK_MASTER (a standalone, YARN or Kubernetes master).
+Each step returns a small JSON-able summary (it lands in XCom).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import PROJECT_ROOT, SPARK_CONF_DIR, settings
+from pipelines.errors import PlatformError
+from pipelines.interval import Interval
+
+TASK_RUNNER_ENV = "FEATURE_PLATFORM_TASK_RUNNER"
+
+
+def _ingest(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.ingest import ingest
+
+    report = ingest(spark, start=interval.start, end=interval.end)
+    return _as_dict(report)
+
+
+def _compute(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.compute import compute
+
+    return dict(compute(spark, start=interval.start, end=interval.end))
+
+
+def _validate(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.quality import validate
+
+    report = validate(spark, start=interval.start, end=interval.end)
+    if not report.success:
+        raise PlatformError(f"validation failed for {interval}: {report.summary()}")
+    return {"success": True, "tables": len(report.results)}
+
+
+def _materialize(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.serving.materialize import materialize
+
+    return _as_dict(materialize(spark, start=interval.start, end=interval.end))
+
+
+def _consistency(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.quality.consistency import check_consistency
+
+    report = check_consistency(spark, as_of=interval.end)
+    if not report.success:
+        raise PlatformError(
+            f"online/offline consistency failed as of {interval.end}: {report.summary()}"
+        )
+    return {"success": True, "entities": report.sampled_entities}
+
+
+def _training_set(spark: Any, interval: Interval) -> dict[str, Any]:
+    from pipelines.training import build_training_set
+    from pipelines.training.labels import ctr_labels
+
+    output = settings().data_dir / "training_sets" / "ctr" / interval.start.strftime("%Y-%m-%d")
+    labels = ctr_labels(spark, start=interval.start, end=interval.end)
+    frame = build_training_set(spark, labels, "ctr_model", output=str(output))
+    return {"output": str(output), "rows": frame.count()}
+
+
+STEPS: dict[str, Callable[[Any, Interval], dict[str, Any]]] = {
+    "ingest": _ingest,
+    "compute": _compute,
+    "validate": _validate,
+    "materialize": _materialize,
+    "consistency": _consistency,
+    "training_set": _training_set,
+}
+
+
+def run(step: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    """Run one pipeline step for `[start, end)` with the configured runner."""
+    if step not in STEPS:
+        raise PlatformError(f"unknown step {step!r} (known: {', '.join(STEPS)})")
+    if start is None or end is None:
+        raise PlatformError(f"step {step} needs a data interval")
+    interval = Interval.parse(start, end)
+    if os.environ.get(TASK_RUNNER_ENV, "local") == "spark-submit":
+        return _spark_submit(step, interval)
+    from pipelines.spark import get_spark
+
+    return STEPS[step](get_spark(f"feature-platform-{step}"), interval)
+
+
+def _spark_submit(step: str, interval: Interval) -> dict[str, Any]:
+    master = settings().spark_master
+    if not master:
+        raise PlatformError(
+            "FEATURE_PLATFORM_TASK_RUNNER=spark-submit needs FEATURE_PLATFORM_SPARK_MASTER"
+        )
+    spark_submit = Path(sys.executable).with_name("spark-submit")
+    command = [
+        str(spark_submit),
+        "--master",
+        master,
+        "--name",
+        f"feature-platform-{step}",
+        str(PROJECT_ROOT / "pipelines" / "submit_entry.py"),
+        step,
+        interval.start.isoformat(),
+        interval.end.isoformat(),
+    ]
+    env = {**os.environ, "SPARK_CONF_DIR": str(SPARK_CONF_DIR)}
+    completed = subprocess.run(command, env=env, check=False)
+    if completed.returncode != 0:
+        raise PlatformError(
+            f"spark-submit of {step} for {interval} exited with {completed.returncode}"
+        )
+    return {"submitted": step, "master": master}
+
+
+def _as_dict(report: Any) -> dict[str, Any]:
+    if isinstance(report, dict):
+        return report
+    if hasattr(report, "as_dict"):
+        return dict(report.as_dict())
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(report) and not isinstance(report, type):
+        return asdict(report)
+    return {"result": str(report)}
