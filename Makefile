@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python -e ".[dev]"
+	@grep -q SPARK_CONF_DIR $(BIN)/activate || echo 'export SPARK_CONF_DIR="$(CURDIR)/spark_conf"  # Spark launches (Feast too) read spark_conf/' >> $(BIN)/activate
 	@touch $(STAMP)
 
 demo: venv

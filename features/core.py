@@ -10,7 +10,10 @@ Semantics of a windowed feature view (stated once, implemented by
 table holds a row at every hour at which any value of the entity changes, i.e.
 one hour after an event's hour (the event enters the window) and `w` later (it
 leaves), so the latest row at or before time `t` is the exact value as of
-`floor_hour(t)`. Empty windows give 0 for counts and sums and null otherwise.
+`floor_hour(t)`. Aggregations skip null values (COUNT without a column counts
+events); empty windows give 0 for counts, sums and distinct counts and null
+for avg, min, max and last. `created_timestamp` is the latest of `T` and the
+ingestion times of the events in `[T - max_window, T)`: when the row became knowable.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ class Aggregation:
     """`op` of `column` from `source` over each window; named `{alias or column}_{op}_{window}`.
 
     COUNT counts events (its `column` may be omitted, then `alias` names it);
-    LAST is the value of the latest event in the window (ties: the greatest value);
+    LAST is the value of the latest event in the window that has one (ties on event
+    time: the greatest value);
     APPROX_DISTINCT is a HyperLogLog estimate of distinct values.
     """
 

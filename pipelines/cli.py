@@ -56,6 +56,99 @@ def info() -> None:
     typer.echo(f"redis          : {conf.redis_url or '(local redis-server started on demand)'}")
 
 
+from pipelines.compute.commands import backfill_command, compute_command  # noqa: E402
+
+app.command("compute")(compute_command)
+app.command("backfill")(backfill_command)
+
+from pipelines.training.commands import labels_app, training_set_command  # noqa: E402
+
+app.command("training-set")(training_set_command)
+app.add_typer(labels_app, name="labels")
+
+from pipelines.generate.commands import generate_command  # noqa: E402
+from pipelines.ingest.commands import ingest_command  # noqa: E402
+
+app.command("generate")(generate_command)
+app.command("ingest")(ingest_command)
+
+from pipelines.serving.commands import (  # noqa: E402
+    FEAST_CONTEXT,
+    feast_command,
+    feast_env_command,
+    materialize_command,
+    online_command,
+    redis_app,
+)
+
+app.command("materialize")(materialize_command)
+app.command("online")(online_command)
+app.command("feast", context_settings=FEAST_CONTEXT)(feast_command)
+app.command("feast-env")(feast_env_command)
+app.add_typer(redis_app, name="redis")
+
+from pipelines.quality.commands import validate_command  # noqa: E402
+
+app.command("validate")(validate_command)
+
+
+@app.command()
+def consistency(
+    as_of: str = typer.Option(
+        ..., "--as-of", help="Compare online values with Delta as of this time (UTC)"
+    ),
+    sample: int = typer.Option(
+        1000, "--sample", min=1, help="Entities per view (hash-based sample)"
+    ),
+    views: str | None = typer.Option(None, "--views", help="Comma-separated views (default: all)"),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", min=0.0, max=1.0, help="Allowed mismatch ratio"
+    ),
+) -> None:
+    """Check that Redis (through Feast) holds what the Delta feature tables say; exit 1 if not."""
+    from pipelines.interval import parse_time
+
+    def body() -> None:
+        moment = parse_time(as_of)
+        names = [v.strip() for v in views.split(",") if v.strip()] if views else None
+        if names:
+            for name in names:
+                _require_view(name)
+        from pipelines.quality.consistency import check_consistency
+        from pipelines.spark import get_spark
+
+        report = check_consistency(
+            get_spark("consistency"), as_of=moment, sample=sample, views=names, tolerance=tolerance
+        )
+        for line in report.lines():
+            typer.echo(line)
+        if not report.success:
+            raise typer.Exit(1)
+
+    run_reporting_errors(body)
+
+
+def _require_view(name: str) -> None:
+    from features import REGISTRY, DeclarationError
+
+    try:
+        REGISTRY.view(name)
+    except DeclarationError as exc:
+        raise PlatformError(str(exc)) from None
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(5, "--days", min=2, help="Days of data to generate"),
+    scale: float = typer.Option(0.3, "--scale", min=0.01, help="Data volume multiplier"),
+    airflow: bool = typer.Option(True, "--airflow/--no-airflow", help="Also run the hourly DAG"),
+) -> None:
+    """Run the whole platform end to end on the embedded defaults and report what it did."""
+    from pipelines.demo import run_demo
+
+    run_reporting_errors(run_demo, days=days, scale=scale, with_airflow=airflow)
+
+
 def main() -> None:
     app(prog_name="feature-platform")
 

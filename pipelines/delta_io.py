@@ -10,7 +10,9 @@ from pipelines.errors import MissingTableError
 
 
 def ensure_database(spark: SparkSession, database: str) -> None:
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    # The Hive client logs a stack trace for IF NOT EXISTS on an existing database.
+    if not spark.catalog.databaseExists(database):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
 
 
 def table_exists(spark: SparkSession, table: str) -> bool:

@@ -9,6 +9,7 @@ offline store share one configuration.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -39,6 +40,9 @@ def get_spark(
     # The launcher (spark-submit) that pyspark starts reads these two variables.
     os.environ["SPARK_CONF_DIR"] = str(SPARK_CONF_DIR)
     os.environ[DATA_DIR_ENV] = str(conf.data_dir)
+    # Python UDF workers (mapInArrow writers, pandas UDFs) need this interpreter's packages;
+    # on a cluster set PYSPARK_PYTHON to the executors' interpreter instead.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if conf.spark_master:
         builder = builder.master(conf.spark_master)

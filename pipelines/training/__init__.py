@@ -1,0 +1,16 @@
+"""Training sets: point-in-time-correct joins of labels to feature tables, reproducible."""
+
+from __future__ import annotations
+
+from pipelines.training.api import TrainingSetError, build_training_set
+from pipelines.training.labels import click_labels, ctr_labels, write_ctr_labels
+from pipelines.training.reproduce import reproduce
+
+__all__ = [
+    "TrainingSetError",
+    "build_training_set",
+    "click_labels",
+    "ctr_labels",
+    "reproduce",
+    "write_ctr_labels",
+]

@@ -1,0 +1,241 @@
+"""`build_training_set`: point-in-time-correct training sets from labels and feature tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from features import REGISTRY, DeclarationError, Registry
+from pipelines.errors import MissingTableError, PlatformError
+from pipelines.training import delta
+from pipelines.training.asof import label_stats, point_in_time_join
+from pipelines.training.metadata import LabelsRecord, TrainingSetRecord
+from pipelines.training.spec import FeatureSelection, ViewRead, select_features
+
+Labels: TypeAlias = DataFrame | pd.DataFrame | str
+Features: TypeAlias = str | list[str]
+
+LABELS_COPY_SUFFIX = "__labels"
+
+_INTEGER_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+_TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
+
+
+class TrainingSetError(PlatformError, DeclarationError):
+    """Bad input to a training set: the message names the culprit."""
+
+
+@dataclass(frozen=True)
+class LoadedLabels:
+    df: DataFrame
+    description: str  # what the caller passed, for messages and the record
+    pinned: LabelsRecord | None  # set when the labels are a Delta table read at a version
+
+
+def build_training_set(
+    spark: SparkSession,
+    labels: Labels,
+    features: Features,
+    *,
+    timestamp_column: str = "event_timestamp",
+    output: str | None = None,
+    as_known_at: bool = False,
+) -> DataFrame:
+    """Join every label row to the features as they were at its timestamp.
+
+    `labels`: a Spark or pandas DataFrame, a catalog table name or a Delta path, with
+    the entity join keys of every requested view and `timestamp_column`; all its
+    columns pass through unchanged. `features`: a feature service name or
+    `"view:feature"` references. Feature tables are read at their current Delta
+    version, pinned before reading.
+
+    Returns the label columns followed by the features (named like the features, as
+    Feast does by default), one row per label row. With `output` (a Delta path or a
+    catalog table), the training set is written there in one commit, together with
+    what is needed to rebuild it (`pipelines.training.reproduce`), and read back.
+    """
+    selection = _select(REGISTRY, features)
+    output_ref = delta.normalize(output) if output is not None else None
+    loaded = load_labels(spark, labels)
+    validate_labels(loaded, selection, timestamp_column)
+    _check_names(loaded.df, selection.views)
+    views = pin_feature_tables(spark, selection)
+    if output_ref is not None and loaded.pinned is not None and loaded.pinned.ref == output_ref:
+        raise TrainingSetError(f"output {output_ref} is the labels table itself")
+
+    if output_ref is None:
+        return join_features(spark, loaded.df, views, timestamp_column, as_known_at)
+
+    labels_record = loaded.pinned or _snapshot_labels(loaded, output_ref)
+    labels_df = delta.read_at(spark, labels_record.ref, labels_record.version)
+    record = TrainingSetRecord(
+        features=features,
+        timestamp_column=timestamp_column,
+        as_known_at=as_known_at,
+        views=views,
+        definitions_hash=selection.definitions_hash,
+        labels=labels_record,
+    )
+    result = join_features(spark, labels_df, views, timestamp_column, as_known_at)
+    delta.replace_with_properties(result, output_ref, record.to_properties())
+    return delta.read_latest(spark, output_ref)
+
+
+def join_features(
+    spark: SparkSession,
+    labels: DataFrame,
+    views: tuple[ViewRead, ...],
+    timestamp_column: str,
+    as_known_at: bool,
+) -> DataFrame:
+    """The join itself, on feature tables read at the versions recorded in `views`."""
+    tables = []
+    for view in views:
+        if view.version is None:
+            raise TrainingSetError(f"feature view {view.name}: no Delta version pinned")
+        tables.append((view, delta.read_at(spark, view.table, view.version)))
+    return point_in_time_join(
+        labels,
+        tables,
+        timestamp_column=timestamp_column,
+        stats=label_stats(labels, timestamp_column),
+        as_known_at=as_known_at,
+    )
+
+
+def load_labels(spark: SparkSession, labels: Labels) -> LoadedLabels:
+    if isinstance(labels, DataFrame):
+        return LoadedLabels(labels, "a Spark DataFrame", None)
+    if isinstance(labels, pd.DataFrame):
+        return LoadedLabels(_from_pandas(spark, labels), "a pandas DataFrame", None)
+    if not isinstance(labels, str):
+        raise TrainingSetError(
+            "labels must be a Spark or pandas DataFrame, a table name or a Delta path, "
+            f"not {type(labels).__name__}"
+        )
+    ref = delta.normalize(labels)
+    if delta.is_path(ref):
+        if not delta.is_delta(spark, ref):
+            raise MissingTableError(f"labels path {ref} is not a Delta table")
+    elif not spark.catalog.tableExists(ref):
+        raise MissingTableError(f"labels table {ref} does not exist")
+    elif not delta.is_delta(spark, ref):
+        # A catalog table without time travel: snapshot it when writing.
+        return LoadedLabels(spark.read.table(ref), f"table {ref}", None)
+    version = delta.current_version(spark, ref)
+    return LoadedLabels(
+        delta.read_at(spark, ref, version), ref, LabelsRecord(ref, version, origin=ref)
+    )
+
+
+def validate_labels(
+    loaded: LoadedLabels, selection: FeatureSelection, timestamp_column: str
+) -> None:
+    schema = loaded.df.schema
+    names = [f.name for f in schema.fields]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise TrainingSetError(f"labels ({loaded.description}) repeat columns {duplicates}")
+    if timestamp_column not in names:
+        raise TrainingSetError(
+            f"labels ({loaded.description}) have no timestamp column {timestamp_column!r} "
+            f"(columns: {', '.join(names)})"
+        )
+    ts_type = schema[timestamp_column].dataType
+    if not isinstance(ts_type, _TIMESTAMP_TYPES):
+        raise TrainingSetError(
+            f"labels column {timestamp_column!r} is {ts_type.simpleString()}, not a timestamp "
+            "(convert it, e.g. with to_timestamp, so times are not compared as text or numbers)"
+        )
+    for view in selection.views:
+        key = view.join_key
+        if key not in names:
+            raise TrainingSetError(
+                f"labels ({loaded.description}) have no join key column {key!r}, "
+                f"needed by feature view {view.name}"
+            )
+        key_type = schema[key].dataType
+        wanted = _INTEGER_TYPES if view.key_type == "int64" else (T.StringType,)
+        if not isinstance(key_type, wanted):
+            raise TrainingSetError(
+                f"labels column {key!r} is {key_type.simpleString()}, but feature view "
+                f"{view.name} keys on {view.key_type}"
+            )
+
+
+def pin_feature_tables(spark: SparkSession, selection: FeatureSelection) -> tuple[ViewRead, ...]:
+    """Each view with the current Delta version of its table, checked for the needed columns."""
+    pinned = []
+    for view in selection.views:
+        if not spark.catalog.tableExists(view.table):
+            raise MissingTableError(
+                f"feature table {view.table} does not exist (compute feature view {view.name} first)"
+            )
+        if not delta.is_delta(spark, view.table):
+            raise TrainingSetError(f"feature table {view.table} is not a Delta table")
+        version = delta.current_version(spark, view.table)
+        columns = set(delta.read_at(spark, view.table, version).columns)
+        missing = [c for c in view.columns() if c not in columns]
+        if missing:
+            raise TrainingSetError(
+                f"feature table {view.table} (version {version}) lacks columns {missing}"
+            )
+        pinned.append(view.at_version(version))
+    return tuple(pinned)
+
+
+def _select(registry: Registry, features: Features) -> FeatureSelection:
+    if not isinstance(features, str):
+        if not features:
+            raise TrainingSetError("no features requested")
+        repeated = sorted({ref for ref in features if list(features).count(ref) > 1})
+        if repeated:
+            raise TrainingSetError(f"features requested more than once: {repeated}")
+    try:
+        return select_features(registry, features if isinstance(features, str) else list(features))
+    except TrainingSetError:
+        raise
+    except DeclarationError as exc:
+        raise TrainingSetError(str(exc)) from exc
+
+
+def _check_names(labels: DataFrame, views: tuple[ViewRead, ...]) -> None:
+    taken = set(labels.columns)
+    for view in views:
+        for name in view.features:
+            if name in taken:
+                raise TrainingSetError(
+                    f"feature {view.name}:{name} has the name of a labels column; "
+                    "rename that column"
+                )
+            taken.add(name)
+    internal = [c for c in labels.columns if c.startswith("__pit_")]
+    if internal:
+        raise TrainingSetError(f"labels columns {internal} use the reserved prefix '__pit_'")
+
+
+def _from_pandas(spark: SparkSession, labels: pd.DataFrame) -> DataFrame:
+    """As Feast does: datetime columns become UTC instants (naive ones are taken as UTC)."""
+    converted = labels.copy()
+    for column in converted.columns:
+        if pd.api.types.is_datetime64_any_dtype(converted[column]):
+            converted[column] = pd.to_datetime(converted[column], utc=True)
+    if converted.empty:
+        raise TrainingSetError("labels (a pandas DataFrame) are empty")
+    return spark.createDataFrame(converted)
+
+
+def _snapshot_labels(loaded: LoadedLabels, output_ref: str) -> LabelsRecord:
+    """Write labels that cannot be time-travelled next to the output, so they can be replayed."""
+    copy_ref = labels_copy_ref(output_ref)
+    delta.replace_with_properties(loaded.df, copy_ref, {"training_set.labels_of": output_ref})
+    spark = loaded.df.sparkSession
+    return LabelsRecord(copy_ref, delta.current_version(spark, copy_ref), loaded.description)
+
+
+def labels_copy_ref(output_ref: str) -> str:
+    return output_ref.rstrip("/") + LABELS_COPY_SUFFIX

@@ -1,0 +1,127 @@
+"""CLI bodies: `feature-platform training-set ...` and `feature-platform labels ctr ...`."""
+
+from __future__ import annotations
+
+import typer
+
+labels_app = typer.Typer(
+    help="Build label tables for training sets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def training_set_command(
+    labels: str | None = typer.Option(None, "--labels", help="Labels: a table name or Delta path."),
+    feature_service: str | None = typer.Option(None, "--feature-service", help="Feature service."),
+    features: str | None = typer.Option(
+        None, "--features", help="Comma-separated view:feature references."
+    ),
+    output: str | None = typer.Option(None, "--output", help="Delta path or table to write."),
+    timestamp_column: str = typer.Option("event_timestamp", "--timestamp-column"),
+    as_known_at: bool = typer.Option(
+        False, "--as-known-at", help="Only use feature values known (created) by each label time."
+    ),
+    reproduce_from: str | None = typer.Option(
+        None,
+        "--reproduce",
+        help="Rebuild this training set from the versions it recorded and check it is identical.",
+    ),
+) -> None:
+    """Build a point-in-time-correct training set (or reproduce one with --reproduce)."""
+    from pipelines.cli import run_reporting_errors
+
+    if reproduce_from is not None:
+        run_reporting_errors(_reproduce, reproduce_from, output)
+        return
+    run_reporting_errors(
+        _build, labels, feature_service, features, output, timestamp_column, as_known_at
+    )
+
+
+@labels_app.command("ctr")
+def ctr_command(
+    start: str = typer.Option(..., "--start", help="Interval start (UTC), e.g. 2026-01-01."),
+    end: str = typer.Option(..., "--end", help="Interval end (UTC, exclusive)."),
+    output: str = typer.Option(..., "--output", help="Delta path or table to write."),
+) -> None:
+    """Click labels: one row per clean ad impression, clicked = click within 30 minutes."""
+    from pipelines.cli import run_reporting_errors
+
+    run_reporting_errors(_ctr, start, end, output)
+
+
+def _build(
+    labels: str | None,
+    feature_service: str | None,
+    features: str | None,
+    output: str | None,
+    timestamp_column: str,
+    as_known_at: bool,
+) -> None:
+    from pipelines.errors import PlatformError
+    from pipelines.spark import get_spark
+    from pipelines.training import build_training_set
+    from pipelines.training.reproduce import read_record
+
+    if labels is None or output is None:
+        raise PlatformError("--labels and --output are required (or use --reproduce)")
+    if (feature_service is None) == (features is None):
+        raise PlatformError("give exactly one of --feature-service and --features")
+    requested: str | list[str] = (
+        feature_service
+        if feature_service is not None
+        else [ref.strip() for ref in str(features).split(",") if ref.strip()]
+    )
+    spark = get_spark("training-set")
+    written = build_training_set(
+        spark,
+        labels,
+        requested,
+        timestamp_column=timestamp_column,
+        output=output,
+        as_known_at=as_known_at,
+    )
+    record = read_record(spark, output)
+    typer.echo(f"wrote {output}: {written.count()} rows, {len(written.columns)} columns")
+    typer.echo(
+        f"labels   : {record.labels.origin} (read {record.labels.ref}@v{record.labels.version})"
+    )
+    for view in record.views:
+        typer.echo(f"features : {view.table}@v{view.version} ({len(view.features)} features)")
+    typer.echo(f"definitions hash: {record.definitions_hash}")
+
+
+def _reproduce(output: str, into: str | None) -> None:
+    from pipelines.errors import PlatformError
+    from pipelines.spark import get_spark
+    from pipelines.training import delta
+    from pipelines.training.reproduce import changed_definitions, compare, read_record, reproduce
+
+    spark = get_spark("training-set-reproduce")
+    record = read_record(spark, output)
+    rebuilt = reproduce(spark, output, into=into)
+    result = compare(delta.read_latest(spark, delta.normalize(output)), rebuilt)
+    versions = ", ".join(f"{v.table}@v{v.version}" for v in record.views)
+    typer.echo(f"rebuilt {output} from {record.labels.ref}@v{record.labels.version}, {versions}")
+    changed = changed_definitions(record)
+    if changed:
+        typer.echo(
+            f"note: declarations of {', '.join(changed)} changed since; "
+            "the rebuild used the recorded ones"
+        )
+    if not result.identical:
+        raise PlatformError(
+            f"rebuild of {output} differs: {result.missing} recorded rows missing, "
+            f"{result.extra} extra rows (of {result.rows})"
+        )
+    typer.echo(f"identical: {result.rows} rows" + (f", written to {into}" if into else ""))
+
+
+def _ctr(start: str, end: str, output: str) -> None:
+    from pipelines.spark import get_spark
+    from pipelines.training.labels import write_ctr_labels
+
+    spark = get_spark("labels-ctr")
+    written = write_ctr_labels(spark, start=start, end=end, output=output)
+    typer.echo(f"wrote {output}: {written.count()} label rows in total")

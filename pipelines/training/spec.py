@@ -1,0 +1,144 @@
+"""What a training set reads: the resolved feature views, pinned to Delta versions.
+
+A `ViewRead` is everything the point-in-time join needs to know about one feature
+view, copied out of the declarations, so a recorded training set can be rebuilt
+from its metadata alone even after the declarations have changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from features import AnyView, AttributeView, FeatureView, Registry
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """One feature view as read by a training set: table, key, TTL, features, Delta version."""
+
+    name: str
+    table: str
+    join_key: str
+    key_type: str
+    ttl_seconds: int  # 0 = unbounded lookback, as in Feast
+    features: tuple[str, ...]
+    definition_hash: str
+    version: int | None = None
+
+    def columns(self) -> list[str]:
+        return [self.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *self.features]
+
+    def at_version(self, version: int) -> ViewRead:
+        return replace(self, version=version)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["features"] = list(self.features)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> ViewRead:
+        return cls(**{**record, "features": tuple(record["features"])})
+
+
+@dataclass(frozen=True)
+class FeatureSelection:
+    """The requested features, resolved against the declarations, in output order."""
+
+    request: str | list[str]
+    views: tuple[ViewRead, ...] = field(default_factory=tuple)
+
+    @property
+    def refs(self) -> list[str]:
+        return [f"{v.name}:{f}" for v in self.views for f in v.features]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f for v in self.views for f in v.features]
+
+    @property
+    def definitions_hash(self) -> str:
+        """One hash over the definitions of every feature read, in output order."""
+        return _sha256([v.definition_hash for v in self.views])
+
+
+def select_features(registry: Registry, features: str | list[str]) -> FeatureSelection:
+    """Resolve a feature service name or `view:feature` references (errors name the culprit)."""
+    resolved = registry.resolve(features)
+    views = []
+    for view_name, feature_names in resolved.items():
+        view = registry.view(view_name)
+        views.append(
+            ViewRead(
+                name=view.name,
+                table=view.table,
+                join_key=view.entity.join_key,
+                key_type=view.entity.value_type,
+                ttl_seconds=int(view.effective_ttl.total_seconds()),
+                features=tuple(feature_names),
+                definition_hash=definition_hash(view, feature_names),
+            )
+        )
+    return FeatureSelection(request=features, views=tuple(views))
+
+
+def definition_hash(view: AnyView, feature_names: list[str]) -> str:
+    """A stable hash of what the selected features of `view` mean (not of their values)."""
+    return _sha256(_definition(view, feature_names))
+
+
+def _definition(view: AnyView, feature_names: list[str]) -> dict[str, Any]:
+    by_name = {f.name: f for f in view.features}
+    features = []
+    for name in feature_names:
+        feature = by_name[name]
+        described: dict[str, Any] = {"name": name, "value_type": feature.value_type}
+        if feature.aggregation is not None:
+            agg = feature.aggregation
+            described["aggregation"] = {
+                "source": agg.source.table,
+                "timestamp": agg.source.timestamp_column,
+                "op": agg.op.value,
+                "column": agg.column,
+                "window_hours": feature.window.hours if feature.window else None,
+            }
+        if feature.ratio is not None:
+            ratio = feature.ratio
+            described["ratio"] = {
+                "numerator": ratio.numerator,
+                "denominator": ratio.denominator,
+                "prior": ratio.prior,
+                "weight": ratio.weight,
+            }
+            # A ratio means whatever its two counts mean.
+            described["inputs"] = _definition(view, [ratio.numerator, ratio.denominator])[
+                "features"
+            ]
+        if feature.attribute is not None:
+            described["attribute"] = feature.attribute
+        features.append(described)
+    definition: dict[str, Any] = {
+        "view": view.name,
+        "kind": "attributes" if isinstance(view, AttributeView) else "aggregations",
+        "entity": {
+            "name": view.entity.name,
+            "join_key": view.entity.join_key,
+            "value_type": view.entity.value_type,
+        },
+        "ttl_seconds": int(view.effective_ttl.total_seconds()),
+        "features": features,
+    }
+    if isinstance(view, AttributeView):
+        definition["source"] = view.source.table
+    elif isinstance(view, FeatureView):
+        definition["sources"] = [s.table for s in view.sources]
+    return definition
+
+
+def _sha256(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

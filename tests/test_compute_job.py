@@ -1,0 +1,200 @@
+"""`compute` and `backfill` as jobs: idempotence, composition, bad input, resumption, CLI."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pyspark.sql import functions as F
+from test_compute_oracle import END, START, write_clean_tables
+from typer.testing import CliRunner
+
+import pipelines.compute.backfill as backfill_module
+from features import (
+    Aggregation,
+    DeclarationError,
+    EventSource,
+    FeatureView,
+    Op,
+    SmoothedRatio,
+    Window,
+)
+from features.entities import member
+from features.sources import playback_events
+from pipelines.cli import app
+from pipelines.compute import PROGRESS_TABLE, backfill, compute
+from pipelines.compute.backfill import is_covered
+from pipelines.errors import IntervalError, MissingTableError
+from pipelines.interval import Interval
+
+VIEWS = ["member_engagement", "ad_performance"]  # the richest view and a two-source one
+TABLES = [f"features.{v}" for v in VIEWS]
+
+
+@pytest.fixture(scope="module")
+def computed(spark) -> dict[str, list[tuple]]:
+    """The tables of VIEWS computed over [START, END) once: {table: sorted rows}."""
+    write_clean_tables(spark)
+    compute(spark, start=START, end=END, views=VIEWS)
+    return {table: snapshot(spark, table) for table in TABLES}
+
+
+def snapshot(spark, table: str) -> list[tuple]:
+    return sorted(tuple(row) for row in spark.table(table).collect())
+
+
+def version(spark, table: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]["version"]
+
+
+def test_recompute_is_idempotent_with_one_write_per_table(spark, computed) -> None:
+    before = {table: version(spark, table) for table in TABLES}
+    written = compute(spark, start=START, end=END, views=VIEWS)
+    for table in TABLES:
+        assert snapshot(spark, table) == computed[table]
+        assert written[table] == len(computed[table]) > 0
+        assert version(spark, table) == before[table] + 1
+
+
+def test_adjacent_intervals_compose_into_their_union(spark, computed) -> None:
+    for table in TABLES:
+        spark.sql(f"DELETE FROM {table}")
+    middle = START + timedelta(days=1, hours=7)  # mid-day: both halves write that partition
+    first = compute(spark, start=START, end=middle, views=VIEWS)
+    second = compute(spark, start=middle, end=END, views=VIEWS)
+    for table in TABLES:
+        assert snapshot(spark, table) == computed[table]
+        assert first[table] > 0 and second[table] > 0
+        assert first[table] + second[table] == len(computed[table])
+
+
+def test_unknown_view_is_refused_before_any_write(spark, computed) -> None:
+    before = version(spark, TABLES[0])
+    with pytest.raises(DeclarationError, match="'no_such_view'"):
+        compute(spark, start=START, end=END, views=[VIEWS[0], "no_such_view"])
+    assert version(spark, TABLES[0]) == before
+
+
+def test_missing_source_table_is_refused_before_any_write(spark, computed) -> None:
+    before = version(spark, TABLES[0])
+    ghost = EventSource("ghost_events", table="clean.ghost_events", columns={"member_id": "int64"})
+    view = FeatureView(
+        "ghost_activity", member, (Aggregation(ghost, Op.COUNT, ("1d",), alias="ghosts"),)
+    )
+    with pytest.raises(MissingTableError, match=r"clean\.ghost_events"):
+        compute(spark, start=START, end=END, views=[VIEWS[0], view])
+    assert version(spark, TABLES[0]) == before
+    assert not spark.catalog.tableExists("features.ghost_activity")
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(START + timedelta(minutes=30), END), (START, END - timedelta(seconds=1)), (END, START)],
+)
+def test_interval_must_be_whole_hours_and_not_reversed(spark, start, end) -> None:
+    with pytest.raises(IntervalError):
+        compute(spark, start=start, end=end, views=["member_profile"])
+
+
+def test_declaration_errors_name_the_culprit() -> None:
+    plays = Aggregation(playback_events, Op.COUNT, ("1d",), alias="plays")
+    with pytest.raises(DeclarationError, match="'Bad-Name'"):
+        FeatureView("Bad-Name", member, (plays,))
+    with pytest.raises(DeclarationError, match="duplicate feature name 'plays_count_1d'"):
+        FeatureView("twice", member, (plays, plays))
+    for window in ("90m", "1.5h", "0h", "1w"):
+        with pytest.raises(DeclarationError, match="window"):
+            Aggregation(playback_events, Op.COUNT, (window,), alias="plays")
+    with pytest.raises(DeclarationError):
+        Window(0)
+    with pytest.raises(DeclarationError, match="no column 'nope'"):
+        Aggregation(playback_events, Op.MAX, ("1d",), column="nope")
+    with pytest.raises(DeclarationError, match="not numeric"):
+        Aggregation(playback_events, Op.SUM, ("1d",), column="device")
+    ratio = SmoothedRatio("odd_ratio", "plays_count_1d", "watch_seconds_sum_1d", 0.1, 5.0)
+    sums = Aggregation(playback_events, Op.SUM, ("1d",), column="watch_seconds")
+    with pytest.raises(DeclarationError, match="not a count feature"):
+        FeatureView("ratios", member, (plays, sums), ratios=(ratio,))
+
+
+def test_chunk_coverage_accepts_other_chunkings() -> None:
+    noon, day = START + timedelta(hours=12), timedelta(days=1)
+    halves = [(START, noon), (noon, START + day)]  # as recorded: naive UTC
+    assert is_covered(Interval.parse(START, START + day), halves)
+    assert is_covered(Interval.parse(START + timedelta(hours=3), noon), halves)
+    assert not is_covered(Interval.parse(START, START + day), halves[:1])
+    assert not is_covered(Interval.parse(START, START + 2 * day), halves)
+
+
+def test_backfill_equals_compute_and_skips_completed_chunks(spark, computed) -> None:
+    table, end = "features.ad_performance", START + timedelta(days=3)
+    # Rows of [START, end) are the same whatever interval computed them.
+    expected = [row for row in computed[table] if row[1] < end]
+    spark.sql(f"DELETE FROM {table}")
+    if spark.catalog.tableExists(PROGRESS_TABLE):
+        spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
+
+    chunk = timedelta(hours=36)
+    written = backfill(spark, start=START, end=end, chunk=chunk, views=["ad_performance"])
+    assert snapshot(spark, table) == expected
+    assert written == {table: len(expected)}
+    progress = spark.table(PROGRESS_TABLE).where(F.col("view") == "ad_performance")
+    assert progress.count() == 2
+
+    before = version(spark, table)
+    again = backfill(spark, start=START, end=end, chunk=chunk, views=["ad_performance"])
+    assert again == {table: 0}
+    assert version(spark, table) == before
+
+
+def test_backfill_resumes_after_a_failure(spark, computed, monkeypatch) -> None:
+    view, end, chunk = "member_profile", START + timedelta(days=4), timedelta(days=2)
+    if spark.catalog.tableExists(PROGRESS_TABLE):
+        spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
+    calls: list[Interval] = []
+    real_compute = backfill_module.compute
+
+    def failing_on_second_chunk(spark, *, start, end, views):
+        calls.append(Interval.parse(start, end))
+        if len(calls) == 2:
+            raise RuntimeError("executor lost")
+        return real_compute(spark, start=start, end=end, views=views)
+
+    monkeypatch.setattr(backfill_module, "compute", failing_on_second_chunk)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        backfill(spark, start=START, end=end, chunk=chunk, views=[view])
+    calls.clear()
+    backfill(spark, start=START, end=end, chunk=chunk, views=[view])
+    assert [c.start.replace(tzinfo=None) for c in calls] == [START + chunk]  # the first was kept
+    calls.clear()
+    backfill(spark, start=START, end=end, chunk=chunk, views=[view], force=True)
+    assert len(calls) == 2
+
+
+def test_cli_compute_and_backfill(spark, computed) -> None:
+    runner = CliRunner()
+    args = ["--start", START.isoformat(), "--end", END.isoformat(), "--views", "ad_profile"]
+    result = runner.invoke(app, ["compute", *args])
+    assert result.exit_code == 0, result.output
+    rows = spark.table("features.ad_profile").count()
+    assert result.output.strip() == f"features.ad_profile: {rows} rows"
+
+    result = runner.invoke(app, ["backfill", *args, "--chunk-hours", "1000", "--force"])
+    assert result.exit_code == 0, result.output
+    assert f"features.ad_profile: {rows} rows" in result.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compute", "--start", "2026-01-01T00:30", "--end", "2026-01-02"], "whole hours"),
+        (["compute", "--start", "yesterday", "--end", "2026-01-02"], "not a date"),
+        (["compute", "--start", "2026-01-01", "--end", "2026-01-02", "--views", "x"], "'x'"),
+        (["backfill", "--start", "2026-01-01", "--end", "2026-01-02", "--chunk-hours", "0"], "1"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(argv, message) -> None:
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,191 @@
+"""The Feast repo built from the declarations: objects, config, CLI (plan/apply/list/teardown), serve.
+
+The CLI runs in-process (Feast's click app) on a test-private registry. Source
+validation reads the Delta tables through Spark; `test_materialize.py` runs
+`feast materialize` on real tables, so here `--skip-source-validation` keeps
+these tests free of Spark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from features import REGISTRY
+from pipelines.config import FEATURE_REPO_DIR
+from pipelines.feast_repo import FEAST_TYPES, feast_objects
+from pipelines.redis_server import free_port
+from pipelines.serving.materialize import layout_for
+from pipelines.serving.redis_writer import write_table
+from pipelines.serving.store import REDIS_CONNECTION_ENV, feast_environment
+
+pytestmark = [
+    pytest.mark.redis,
+    # Feast warns that its Spark store API is experimental, on every use.
+    pytest.mark.filterwarnings("ignore:The spark:RuntimeWarning"),
+]
+
+
+def test_every_declaration_becomes_a_feast_object() -> None:
+    objects = feast_objects()
+    views = {o.name: o for o in objects.values() if type(o).__name__ == "FeatureView"}
+    assert set(views) == {v.name for v in REGISTRY.views}
+    for view in REGISTRY.views:
+        fv = views[view.name]
+        assert fv.ttl == view.effective_ttl
+        assert fv.entities == [view.entity.name]
+        assert [(f.name, f.dtype) for f in fv.features] == [
+            (f.name, FEAST_TYPES[f.value_type]) for f in view.features
+        ]
+        assert [f.name for f in fv.entity_columns] == [view.entity.join_key]
+        source = fv.batch_source
+        assert source.table == f"features.{view.name}"
+        assert source.timestamp_field == "event_timestamp"
+        assert source.created_timestamp_column == "created_timestamp"
+    assert views["member_profile"].ttl == timedelta(0)
+    services = {o.name: o for o in objects.values() if type(o).__name__ == "FeatureService"}
+    assert set(services) == {s.name for s in REGISTRY.services}
+    for service in REGISTRY.services:
+        projected = {
+            p.name: [f.name for f in p.features]
+            for p in services[service.name].feature_view_projections
+        }
+        assert projected == REGISTRY.resolve(service.name)
+
+
+def test_feature_store_yaml_keeps_one_spark_config_and_env_driven_redis() -> None:
+    config = yaml.safe_load((FEATURE_REPO_DIR / "feature_store.yaml").read_text())
+    assert config["entity_key_serialization_version"] == 3
+    assert config["offline_store"] == {"type": "spark"}, "Spark settings live in spark_conf/ only"
+    assert config["online_store"]["type"] == "redis"
+    assert config["online_store"]["connection_string"] == "${" + REDIS_CONNECTION_ENV + "}"
+    assert config["registry"]["path"].startswith("${FEATURE_PLATFORM_DATA_DIR}/")
+    ignored = (FEATURE_REPO_DIR / ".feastignore").read_text()
+    assert "data/" in ignored
+
+
+@pytest.fixture
+def feast_env(redis_url, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path))
+    for name, value in feast_environment().items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "feast").mkdir()
+    return tmp_path
+
+
+def feast(*args: str) -> str:
+    from feast.cli.cli import cli
+
+    result = CliRunner().invoke(cli, ["-c", str(FEATURE_REPO_DIR), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_plan_apply_is_idempotent_and_teardown_removes_it(feast_env) -> None:
+    first_plan = feast("plan", "--skip-source-validation")
+    for view in REGISTRY.views:
+        assert f"Created feature view {view.name}" in first_plan
+    for service in REGISTRY.services:
+        assert f"Created feature service {service.name}" in first_plan
+    feast("apply", "--skip-source-validation")
+    assert (feast_env / "feast" / "registry.db").exists()
+
+    listed = feast("feature-views", "list")
+    for view in REGISTRY.views:
+        assert view.name in listed
+    assert "ctr_model" in feast("feature-services", "list")
+
+    second_plan = feast("plan", "--skip-source-validation")
+    assert "No changes to registry" in second_plan
+    assert "No changes to infrastructure" in second_plan
+    second_apply = feast("apply", "--skip-source-validation")
+    assert "Created" not in second_apply and "Deleted" not in second_apply
+
+    feast("teardown")
+    assert "member_engagement" not in feast("feature-views", "list")
+
+
+def test_platform_passthrough_and_env(feast_env) -> None:
+    from typer.testing import CliRunner as TyperRunner
+
+    from pipelines.cli import app
+
+    runner = TyperRunner()
+    exports = runner.invoke(app, ["feast-env"])
+    assert exports.exit_code == 0, exports.output
+    assert f"export {REDIS_CONNECTION_ENV}=" in exports.output
+    assert "export SPARK_CONF_DIR=" in exports.output
+
+    applied = runner.invoke(app, ["feast", "apply", "--skip-source-validation"])
+    assert applied.exit_code == 0, applied.output
+    listed = runner.invoke(app, ["feast", "feature-views", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "ad_performance" in listed.output
+
+
+@pytest.mark.slow
+def test_feast_serve_reads_what_the_platform_wrote(feast_env, redis_url) -> None:
+    feast("apply", "--skip-source-validation")
+    when = datetime(2031, 5, 1, tzinfo=UTC)
+    view = REGISTRY.view("member_profile")
+    table = pa.table(
+        {
+            "member_id": pa.array([11], pa.int64()),
+            "event_timestamp": pa.array([when], pa.timestamp("us", "UTC")),
+            "country": ["SE"],
+            "plan": ["family"],
+            "signup_date": pa.array([None], pa.date32()),
+        }
+    )
+    write_table(redis_url, layout_for(view, "streaming_ads"), table)
+
+    port = free_port()
+    feast_bin = Path(sys.executable).parent / "feast"
+    server = subprocess.Popen(
+        [str(feast_bin), "-c", str(FEATURE_REPO_DIR), "serve", "-p", str(port), "--no-access-log"],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        body = json.dumps(
+            {
+                "features": ["member_profile:country", "member_profile:plan"],
+                "entities": {"member_id": [11, 12]},
+            }
+        ).encode()
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/get-online-features",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answer = json.load(response)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "feast serve did not answer"
+                time.sleep(1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    names = answer["metadata"]["feature_names"]
+    values = {name: result["values"] for name, result in zip(names, answer["results"], strict=True)}
+    assert values["country"] == ["SE", None]
+    assert values["plan"] == ["family", None]

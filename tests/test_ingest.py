@@ -1,0 +1,363 @@
+"""Ingestion with quarantine: every raw row ends up clean or quarantined with one reason."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from pipelines.errors import IntervalError, MissingTableError
+from pipelines.generate import GeneratorConfig, build_world, generate
+from pipelines.generate.events import arrived_events
+from pipelines.ingest import ingest
+from pipelines.interval import Interval
+from pipelines.tables import AD_IMPRESSIONS, ADS, MEMBERS, PLAYBACK_EVENTS, RAW_AD_CLICKS, TITLES
+
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+FIRST = (T0, T0 + timedelta(hours=1))
+SECOND = (T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+DAY0 = T0.date()
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def _write(spark: SparkSession, rows: list[tuple], schema, table: str) -> None:
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.split('.')[0]}")
+    df = spark.createDataFrame(rows, schema)
+    df.write.format("delta").mode("overwrite").saveAsTable(table)
+
+
+def _play(event_id, member_id, title_id, event_min, watch, ingest_min):
+    event = at(event_min)
+    return (event_id, member_id, title_id, "tv", event, watch, at(ingest_min), event.date())
+
+
+def _impression(impression_id, member_id, ad_id, event_min, ingest_min):
+    event = at(event_min)
+    return (impression_id, member_id, ad_id, "preroll", event, at(ingest_min), event.date())
+
+
+def _click(impression_id, event_min, ingest_min):
+    event = at(event_min)
+    return (impression_id, event, at(ingest_min), event.date())
+
+
+SIGNUP = date(2024, 1, 1)
+RAW_ROWS = {
+    "members": (
+        MEMBERS,
+        [
+            (1, "US", "ads", SIGNUP, at(1)),
+            (2, "DE", "premium", SIGNUP, at(1)),
+            (None, "FR", "basic", SIGNUP, at(1)),  # null_key
+            (2, "DE", "premium", SIGNUP, at(1)),  # duplicate of the same version
+            (1, "US", "basic", SIGNUP, at(90)),  # a new version, second hour
+        ],
+    ),
+    "titles": (TITLES, [(10, "drama", SIGNUP, at(1))]),
+    "ads": (ADS, [(100, 7, "advertiser_001", "retail", 5.0, at(1))]),
+    "playback_events": (
+        PLAYBACK_EVENTS,
+        [
+            _play("p1", 1, 10, 5, 600.0, 6),
+            _play(None, 1, 10, 5, 600.0, 6),  # null_key
+            _play("p-null-member", None, 10, 5, 600.0, 6),  # null_key
+            _play("p-null-watch", 1, 10, 5, None, 6),  # null_key
+            _play("p-negative", 1, 10, 5, -5.0, 6),  # negative_duration
+            _play("p-future", 1, 10, 130, 600.0, 10),  # future_timestamp
+            _play("p-skewed", 2, 10, 12, 60.0, 10),  # 2 min ahead: within tolerance
+            _play("p1", 1, 10, 5, 600.0, 20),  # duplicate, second delivery
+            _play("p-null-title-negative", 1, None, 5, -5.0, 6),  # null_key wins
+            _play("p-future-negative", 1, 10, 240, -5.0, 6),  # future_timestamp wins
+            _play("p-late", 2, 10, -60, 300.0, 70),  # yesterday's play, second hour
+            _play("p1", 1, 10, 5, 600.0, 65),  # duplicate of a row accepted earlier
+            _play("p-outside", 2, 10, 100, 300.0, 180),  # arrives after both intervals
+        ],
+    ),
+    "ad_impressions": (
+        AD_IMPRESSIONS,
+        [
+            _impression("i1", 1, 100, 5, 6),
+            _impression("i2", 2, 100, 7, 8),
+            _impression("i1", 1, 100, 5, 30),  # duplicate
+            _impression("i3", 1, None, 5, 6),  # null_key
+            _impression("i4", 2, 100, 180, 9),  # future_timestamp
+            _impression("i5", 1, 100, 50, 75),  # late impression, second hour
+        ],
+    ),
+    "ad_clicks": (
+        RAW_AD_CLICKS,
+        [
+            _click("i1", 6, 7),
+            _click("imp-missing", 6, 7),  # orphan_click
+            _click("i3", 6, 7),  # orphan_click: its impression was quarantined
+            _click(None, 6, 7),  # null_key
+            _click("i2", 8, 9),
+            _click("i2", 8, 11),  # duplicate
+            _click("i1", 240, 15),  # future_timestamp, not duplicate
+            _click("i5", 51, 76),  # second hour, with its impression
+            _click("i1", 6, 80),  # duplicate of a click accepted in the first hour
+            _click("i4", 10, 70),  # orphan_click: its impression was quarantined
+        ],
+    ),
+}
+
+# (source, reason, key of the raw row); p1's two extra deliveries each appear once.
+EXPECTED_QUARANTINE = [
+    ("members", "null_key", None),
+    ("members", "duplicate", "2"),
+    ("playback_events", "null_key", None),
+    ("playback_events", "null_key", "p-null-member"),
+    ("playback_events", "null_key", "p-null-watch"),
+    ("playback_events", "negative_duration", "p-negative"),
+    ("playback_events", "future_timestamp", "p-future"),
+    ("playback_events", "duplicate", "p1"),
+    ("playback_events", "duplicate", "p1"),
+    ("playback_events", "null_key", "p-null-title-negative"),
+    ("playback_events", "future_timestamp", "p-future-negative"),
+    ("ad_impressions", "duplicate", "i1"),
+    ("ad_impressions", "null_key", "i3"),
+    ("ad_impressions", "future_timestamp", "i4"),
+    ("ad_clicks", "orphan_click", "imp-missing"),
+    ("ad_clicks", "orphan_click", "i3"),
+    ("ad_clicks", "null_key", None),
+    ("ad_clicks", "duplicate", "i2"),
+    ("ad_clicks", "future_timestamp", "i1"),
+    ("ad_clicks", "orphan_click", "i4"),
+    ("ad_clicks", "duplicate", "i1"),
+]
+KEYS = {
+    "members": "member_id",
+    "titles": "title_id",
+    "ads": "ad_id",
+    "playback_events": "event_id",
+    "ad_impressions": "impression_id",
+    "ad_clicks": "impression_id",
+}
+
+
+def _quarantined(spark: SparkSession) -> Counter:
+    rows = spark.table("inline_clean.quarantine").collect()
+    found: Counter = Counter()
+    for row in rows:
+        key = KEYS[row["source_table"]]
+        value = json.loads(row["record"])[key]
+        found[(row["source_table"], row["reason"], None if value is None else str(value))] += 1
+    return found
+
+
+def _ids(spark: SparkSession, table: str, key: str) -> list:
+    return sorted(row[0] for row in spark.table(table).select(key).collect())
+
+
+@pytest.fixture(scope="module")
+def inline(spark):
+    for name, (schema, rows) in RAW_ROWS.items():
+        _write(spark, rows, schema, f"inline_raw.{name}")
+    first = ingest(
+        spark,
+        start=FIRST[0],
+        end=FIRST[1],
+        raw_database="inline_raw",
+        clean_database="inline_clean",
+    )
+    second = ingest(
+        spark,
+        start=SECOND[0],
+        end=SECOND[1],
+        raw_database="inline_raw",
+        clean_database="inline_clean",
+    )
+    return first, second
+
+
+def test_each_defect_gets_its_reason_and_valid_rows_stay_clean(spark, inline):
+    assert _quarantined(spark) == Counter(EXPECTED_QUARANTINE)
+
+    assert _ids(spark, "inline_clean.members", "member_id") == [1, 1, 2]
+    assert _ids(spark, "inline_clean.playback_events", "event_id") == ["p-late", "p-skewed", "p1"]
+    assert _ids(spark, "inline_clean.ad_impressions", "impression_id") == ["i1", "i2", "i5"]
+    clicks = spark.table("inline_clean.ad_clicks").select("impression_id", "member_id", "ad_id")
+    assertDataFrameEqual(clicks, [("i1", 1, 100), ("i2", 2, 100), ("i5", 1, 100)])
+
+
+def test_clean_tables_keep_the_contract_schemas(spark, inline):
+    from pipelines.tables import CLEAN_AD_CLICKS, QUARANTINE
+
+    expected = {
+        "members": MEMBERS,
+        "titles": TITLES,
+        "ads": ADS,
+        "playback_events": PLAYBACK_EVENTS,
+        "ad_impressions": AD_IMPRESSIONS,
+        "ad_clicks": CLEAN_AD_CLICKS,
+        "quarantine": QUARANTINE,
+    }
+    for name, schema in expected.items():
+        actual = spark.table(f"inline_clean.{name}").schema
+        assert [(f.name, f.dataType) for f in actual] == [(f.name, f.dataType) for f in schema]
+
+
+def test_report_counts_per_reason(inline):
+    first, second = inline
+    plays = first.tables["playback_events"]
+    assert (plays.raw, plays.clean) == (10, 2)
+    assert plays.quarantined == {
+        "null_key": 4,
+        "future_timestamp": 2,
+        "negative_duration": 1,
+        "duplicate": 1,
+    }
+    assert second.tables["playback_events"].quarantined == {"duplicate": 1}
+    assert second.tables["ad_clicks"].quarantined == {"orphan_click": 1, "duplicate": 1}
+    assert (second.tables["members"].raw, second.tables["members"].clean) == (1, 1)
+    assert any("playback_events" in line and "null_key 4" in line for line in first.lines())
+
+
+def test_quarantine_keeps_the_raw_row_whole(spark, inline):
+    row = (
+        spark.table("inline_clean.quarantine").where(F.col("reason") == "negative_duration").first()
+    )
+    record = json.loads(row["record"])
+    assert record["event_id"] == "p-negative"
+    assert record["watch_seconds"] == -5.0
+    assert record["device"] == "tv"
+    assert record["ingestion_timestamp"].startswith("2026-04-01T00:06:00")
+    null_key = (
+        spark.table("inline_clean.quarantine")
+        .where((F.col("source_table") == "playback_events") & (F.col("reason") == "null_key"))
+        .collect()
+    )
+    assert any(json.loads(r["record"])["event_id"] is None for r in null_key)
+    assert row["ingestion_date"] == DAY0
+
+
+def test_rerunning_an_earlier_interval_changes_nothing(spark, inline):
+    tables = ["members", "playback_events", "ad_impressions", "ad_clicks", "quarantine"]
+    before = {name: spark.table(f"inline_clean.{name}").collect() for name in tables}
+    again = ingest(
+        spark,
+        start=FIRST[0],
+        end=FIRST[1],
+        raw_database="inline_raw",
+        clean_database="inline_clean",
+    )
+    assert again.tables == inline[0].tables
+    for name in tables:
+        assertDataFrameEqual(spark.table(f"inline_clean.{name}"), before[name])
+
+
+def test_missing_raw_table_is_named(spark):
+    with pytest.raises(MissingTableError, match=r"no_such_raw\.members"):
+        ingest(spark, start=FIRST[0], end=FIRST[1], raw_database="no_such_raw")
+
+
+def test_empty_or_reversed_interval_is_refused(spark):
+    with pytest.raises(IntervalError):
+        ingest(spark, start="2026-04-01T01:00", end="2026-04-01T00:00")
+    with pytest.raises(IntervalError):
+        ingest(spark, start="2026-04-01", end="2026-04-01")
+
+
+# --- generated data ------------------------------------------------------------------
+
+GEN = GeneratorConfig(scale=0.1, malformed_share=0.1, duplicate_share=0.03)
+D1, D2, D3 = (datetime(2026, 5, d, tzinfo=UTC) for d in (4, 5, 6))
+
+
+def _generate_and_ingest(spark: SparkSession, clean_db: str, intervals) -> list:
+    return [
+        ingest(spark, start=s, end=e, raw_database="gen_raw", clean_database=clean_db)
+        for s, e in intervals
+    ]
+
+
+@pytest.fixture(scope="module")
+def generated(spark):
+    generate(
+        spark,
+        start=D1,
+        end=D3,
+        scale=GEN.scale,
+        malformed_share=GEN.malformed_share,
+        duplicate_share=GEN.duplicate_share,
+        database="gen_raw",
+    )
+    return _generate_and_ingest(spark, "gen_clean", [(D1, D2), (D2, D3)])
+
+
+def _in(df: DataFrame, start: datetime, end: datetime, column: str = "ingestion_timestamp"):
+    lower, upper = (t.replace(tzinfo=None).isoformat(sep=" ") for t in (start, end))
+    return df.where(f"{column} >= TIMESTAMP '{lower}' AND {column} < TIMESTAMP '{upper}'")
+
+
+def test_generated_defects_are_quarantined_with_their_reason(generated):
+    """The reason of each generated defect, from the generator's own labels.
+
+    Defects within a row are found exactly in every run. Duplicates and orphans
+    depend on earlier arrivals: rows that arrived before the first run was
+    ingested are unknown to it, so those match the labels exactly from the
+    second day on (a day's events arrive within a day).
+    """
+    world = build_world(GEN)
+    row_local = {"null_key", "future_timestamp", "negative_duration"}
+    seen = Counter()
+    for day, (report, (start, end)) in enumerate(zip(generated, [(D1, D2), (D2, D3)], strict=True)):
+        arrived = arrived_events(world, GEN, Interval(start, end), with_fault=True)
+        for name, table in arrived.items():
+            labels = Counter(table.column("fault").to_pylist())
+            found = report.tables[name].quarantined
+            assert report.tables[name].raw == table.num_rows, name
+            for reason in row_local:
+                assert found.get(reason, 0) == labels[reason], (name, reason)
+            if day > 0:
+                assert found == {r: n for r, n in labels.items() if r}, name
+                assert report.tables[name].clean == labels[""], name
+            seen.update(found)
+    assert set(seen) >= row_local | {"duplicate"}
+
+
+def test_clean_plus_quarantined_equals_raw_per_table_and_interval(spark, generated):
+    quarantine = spark.table("gen_clean.quarantine")
+    for report, (start, end) in zip(generated, [(D1, D2), (D2, D3)], strict=True):
+        for name, counts in report.tables.items():
+            raw = _in(spark.table(f"gen_raw.{name}"), start, end).count()
+            clean = _in(spark.table(f"gen_clean.{name}"), start, end).count()
+            by_reason = dict(
+                _in(quarantine.where(F.col("source_table") == name), start, end)
+                .groupBy("reason")
+                .count()
+                .collect()
+            )
+            assert raw == clean + sum(by_reason.values()), name
+            assert (counts.raw, counts.clean, counts.quarantined) == (raw, clean, by_reason)
+            assert raw > 0 or name in ("members", "titles", "ads")
+
+
+def test_late_rows_are_ingested_in_the_interval_they_arrive(spark, generated):
+    day_one_events = "event_timestamp < TIMESTAMP '2026-05-05 00:00:00'"
+    late = _in(spark.table("gen_clean.playback_events"), D2, D3).where(day_one_events)
+    late_raw = _in(spark.table("gen_raw.playback_events"), D2, D3).where(day_one_events)
+    assert late.count() > 0
+    assert late.count() <= late_raw.count()
+    # The first day's run saw none of them.
+    first_day_raw = _in(spark.table("gen_raw.playback_events"), D1, D2).count()
+    assert generated[0].tables["playback_events"].raw == first_day_raw
+
+
+def test_clean_ids_are_unique_and_one_run_equals_two(spark, generated):
+    for name, key in (("playback_events", "event_id"), ("ad_impressions", "impression_id")):
+        clean = spark.table(f"gen_clean.{name}")
+        assert clean.count() == clean.select(key).distinct().count()
+    _generate_and_ingest(spark, "gen_clean_whole", [(D1, D3)])
+    for name in ("playback_events", "ad_impressions", "ad_clicks", "members", "quarantine"):
+        assertDataFrameEqual(
+            spark.table(f"gen_clean_whole.{name}"), spark.table(f"gen_clean.{name}")
+        )

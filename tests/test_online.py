@@ -1,0 +1,200 @@
+"""Online retrieval through Feast's FeatureStore: values, nulls, TTL as of a time, errors, CLI.
+
+Values are written with the platform's Redis writer from in-memory Arrow tables
+(the code the Spark executors run), so these tests need Redis and Feast, not Spark.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from features import REGISTRY
+from pipelines.redis_server import RedisUnavailableError, free_port
+from pipelines.serving.materialize import layout_for
+from pipelines.serving.online import (
+    OnlineLookupError,
+    get_online_features,
+    get_online_features_df,
+)
+from pipelines.serving.redis_writer import write_table
+from pipelines.serving.store import feast_environment, feature_store, repo_settings
+
+pytestmark = [
+    pytest.mark.redis,
+    # Feast warns that its Spark store API is experimental, on every use.
+    pytest.mark.filterwarnings("ignore:The spark:RuntimeWarning"),
+]
+
+T = datetime(2031, 5, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def applied_repo(redis_server, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path_factory.mktemp("online-data")))
+        patch.setenv("REDIS_URL", redis_server.url)
+        for name, value in feast_environment().items():
+            patch.setenv(name, value)
+        from pipelines.feast_repo import feast_objects
+
+        feature_store().apply(list(feast_objects().values()))
+        yield
+
+
+def write_rows(url: str, view_name: str, rows: list[dict]) -> None:
+    view = REGISTRY.view(view_name)
+    arrow_types = {
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "string": pa.string(),
+        "date": pa.date32(),
+    }
+    columns = {
+        view.entity.join_key: pa.array([r[view.entity.join_key] for r in rows], pa.int64()),
+        "event_timestamp": pa.array(
+            [r["event_timestamp"] for r in rows], pa.timestamp("us", "UTC")
+        ),
+    }
+    for feature in view.features:
+        columns[feature.name] = pa.array(
+            [r.get(feature.name) for r in rows], arrow_types[feature.value_type]
+        )
+    layout = layout_for(view, repo_settings().project)
+    assert write_table(url, layout, pa.table(columns)) == (len(rows), 0)
+
+
+def test_values_come_back_exactly(applied_repo, redis_url) -> None:
+    write_rows(
+        redis_url,
+        "member_profile",
+        [
+            {
+                "member_id": 7,
+                "event_timestamp": T,
+                "country": "NL",
+                "plan": "Zoë",
+                "signup_date": date(2019, 2, 3),
+            }
+        ],
+    )
+    write_rows(
+        redis_url,
+        "ad_profile",
+        [
+            {
+                "ad_id": -2,
+                "event_timestamp": T,
+                "campaign_id": 2**62 + 1,
+                "bid_cpm": 0.1 + 0.2,
+                "category": "",
+            }
+        ],
+    )
+    got = get_online_features(
+        [
+            "member_profile:country",
+            "member_profile:plan",
+            "member_profile:signup_date",
+            "ad_profile:campaign_id",
+            "ad_profile:bid_cpm",
+            "ad_profile:category",
+            "ad_profile:advertiser",
+        ],
+        [{"member_id": 7, "ad_id": -2}],
+    )
+    assert got == {
+        "ad_id": [-2],
+        "member_id": [7],
+        "country": ["NL"],
+        "plan": ["Zoë"],
+        "signup_date": [datetime(2019, 2, 3, tzinfo=UTC)],
+        "campaign_id": [2**62 + 1],
+        "bid_cpm": [0.1 + 0.2],
+        "category": [""],
+        "advertiser": [None],
+    }
+
+
+def test_unknown_entities_are_null_not_errors(applied_repo, redis_url) -> None:
+    write_rows(
+        redis_url, "member_profile", [{"member_id": 1, "event_timestamp": T, "country": "BE"}]
+    )
+    frame = get_online_features_df(
+        ["member_profile:country", "member_profile:plan"],
+        [{"member_id": 1}, {"member_id": 99}, {"member_id": 1}],
+    )
+    assert frame["member_id"].tolist() == [1, 99, 1]
+    assert frame["country"].tolist() == ["BE", None, "BE"]
+    assert frame["plan"].isna().all()
+
+
+def test_a_service_returns_its_features_in_declared_order(applied_repo, redis_url) -> None:
+    got = get_online_features("engagement_model", [{"member_id": 3, "title_id": 4}])
+    resolved = REGISTRY.resolve("engagement_model")
+    assert list(got) == ["member_id", "title_id"] + [n for ns in resolved.values() for n in ns]
+    assert all(
+        values == [None] for name, values in got.items() if name not in ("member_id", "title_id")
+    )
+
+
+def test_as_of_hides_values_older_than_the_view_ttl(applied_repo, redis_url) -> None:
+    view = REGISTRY.view("member_engagement")
+    ttl = view.effective_ttl
+    write_rows(redis_url, view.name, [{"member_id": 5, "event_timestamp": T, "plays_count_1d": 4}])
+    write_rows(
+        redis_url, "member_profile", [{"member_id": 5, "event_timestamp": T, "plan": "basic"}]
+    )
+    refs = ["member_engagement:plays_count_1d", "member_profile:plan"]
+    rows = [{"member_id": 5}]
+    assert get_online_features(refs, rows)["plays_count_1d"] == [4]  # no as_of: as stored
+    assert get_online_features(refs, rows, as_of=T + ttl)["plays_count_1d"] == [4]
+    stale = get_online_features(refs, rows, as_of=T + ttl + timedelta(seconds=1))
+    assert stale["plays_count_1d"] == [None]
+    assert stale["plan"] == ["basic"], "attribute views have no TTL"
+
+
+def test_errors_name_the_problem(applied_repo, redis_url) -> None:
+    with pytest.raises(OnlineLookupError, match="lacks ad_id"):
+        get_online_features("ctr_model", [{"member_id": 1}])
+    with pytest.raises(OnlineLookupError, match="unknown feature service 'nope'"):
+        get_online_features("nope", [{"member_id": 1}])
+    with pytest.raises(OnlineLookupError, match="view member_profile has no 'age'"):
+        get_online_features(["member_profile:age"], [{"member_id": 1}])
+
+
+def test_unreachable_redis_is_a_fast_clear_error(applied_repo) -> None:
+    began = time.monotonic()
+    with pytest.raises(RedisUnavailableError, match="cannot reach Redis"):
+        get_online_features(
+            "ctr_model",
+            [{"member_id": 1, "ad_id": 2}],
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        )
+    assert time.monotonic() - began < 5
+
+
+def test_cli_prints_values(applied_repo, redis_url) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    write_rows(
+        redis_url, "member_profile", [{"member_id": 1, "event_timestamp": T, "country": "NL"}]
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["online", "--service", "ctr_model", "--entity", "member_id=1", "--entity", "ad_id=2"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(maxsplit=1) for line in result.output.strip().splitlines())
+    assert lines["country"] == "NL"
+    assert lines["ad_id"] == "2"
+    assert lines["ad_clicks_count_7d"] == "None"
+
+    bad = runner.invoke(app, ["online", "--service", "ctr_model", "--entity", "member_id=x"])
+    assert bad.exit_code == 2
+    assert "member_id is an integer" in bad.output

@@ -1,0 +1,86 @@
+"""CTR labels: one row per clean impression, clicked = a click within 30 minutes after it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from pipelines.interval import Interval
+from pipelines.tables import AD_IMPRESSIONS, CLEAN_AD_CLICKS
+from pipelines.training import click_labels
+
+B = datetime(2026, 3, 2)
+
+
+def at(minutes: float) -> datetime:
+    return B + timedelta(minutes=minutes)
+
+
+def impression(n: int, when: datetime, member: int = 1, ad: int = 10) -> tuple:
+    return (f"i{n}", member, ad, "home", when, when, when.date())
+
+
+def click(n: int, when: datetime) -> tuple:
+    return (f"i{n}", 1, 10, when, when, when.date())
+
+
+def test_click_window_is_thirty_minutes_inclusive(spark):
+    impressions = spark.createDataFrame(
+        [
+            impression(1, at(0)),  # click exactly 30 min later: clicked
+            impression(2, at(10)),  # click 31 min later: not clicked
+            impression(3, at(20)),  # click 1 min before the impression: not clicked
+            impression(4, at(30), member=2),  # two clicks: still one row
+            impression(5, at(40)),  # no click
+            impression(6, at(23 * 60 + 50)),  # last minutes of the interval, click after its end
+            impression(7, at(24 * 60)),  # outside the interval
+            impression(8, at(-1)),  # outside the interval
+        ],
+        AD_IMPRESSIONS,
+    )
+    clicks = spark.createDataFrame(
+        [
+            click(1, at(30)),
+            click(2, at(41)),
+            click(3, at(19)),
+            click(4, at(31)),
+            click(4, at(35)),
+            click(6, at(24 * 60 + 5)),
+            click(7, at(24 * 60 + 1)),
+            click(8, at(0)),
+        ],
+        CLEAN_AD_CLICKS,
+    )
+    labels = click_labels(impressions, clicks, Interval.parse("2026-03-02", "2026-03-03"))
+    assert labels.columns == [
+        "member_id",
+        "ad_id",
+        "impression_id",
+        "placement",
+        "event_timestamp",
+        "clicked",
+    ]
+
+    def row(n: int, minutes: float, clicked: int, member: int = 1) -> Row:
+        return Row(
+            member_id=member,
+            ad_id=10,
+            impression_id=f"i{n}",
+            placement="home",
+            event_timestamp=at(minutes),
+            clicked=clicked,
+        )
+
+    assertDataFrameEqual(
+        labels,
+        [
+            row(1, 0, 1),
+            row(2, 10, 0),
+            row(3, 20, 0),
+            row(4, 30, 1, member=2),
+            row(5, 40, 0),
+            row(6, 23 * 60 + 50, 1),
+        ],
+    )
