@@ -25,9 +25,14 @@ def prepare_airflow_environment() -> str:
     return home
 
 
+_initialized: set[str] = set()
+
+
 def init_metadata_db() -> None:
     """`airflow db migrate` and the `spark` pool (one slot: one Spark job at a time)."""
-    prepare_airflow_environment()
+    home = prepare_airflow_environment()
+    if home in _initialized:
+        return
     from airflow.models.pool import Pool
     from airflow.utils import db
 
@@ -35,15 +40,25 @@ def init_metadata_db() -> None:
     Pool.create_or_update_pool(
         SPARK_POOL, slots=1, description="one Spark job at a time", include_deferred=False
     )
+    _initialized.add(home)
 
 
-def run_dag_once(dag_id: str, start: datetime, end: datetime) -> dict[str, str]:
+def run_dag_once(
+    dag_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    retries: int | None = None,
+    mark_success_pattern: str | None = None,
+) -> dict[str, str]:
     """Run every task of `dag_id` for the data interval `[start, end)`; return task states.
 
     With Airflow 3's interval timetables a manual run's logical date is the end of its
     data interval (the run happens when the interval is over).
 
-    Raises PlatformError when the run's interval is not `[start, end)` or the run fails.
+    `retries` overrides the tasks' retries (a demo or test should not wait for backoff);
+    tasks matching `mark_success_pattern` are marked successful without running.
+    Raises PlatformError when the run's interval is not `[start, end)`.
     """
     init_metadata_db()
     from airflow.dag_processing.dagbag import DagBag
@@ -54,7 +69,10 @@ def run_dag_once(dag_id: str, start: datetime, end: datetime) -> dict[str, str]:
     if dag_id not in bag.dags:
         raise PlatformError(f"unknown DAG {dag_id!r} (known: {', '.join(sorted(bag.dags))})")
     dag = bag.dags[dag_id]
-    run = dag.test(logical_date=end)
+    if retries is not None:
+        for task in dag.tasks:
+            task.retries = retries
+    run = dag.test(logical_date=end, mark_success_pattern=mark_success_pattern)
     if run.data_interval_start != start or run.data_interval_end != end:
         raise PlatformError(
             f"{dag_id} ran for [{run.data_interval_start}, {run.data_interval_end}), "

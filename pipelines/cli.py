@@ -56,22 +56,12 @@ def info() -> None:
     typer.echo(f"redis          : {conf.redis_url or '(local redis-server started on demand)'}")
 
 
+# The command bodies live next to the code they drive; registered here in pipeline order.
+# (Imported after `app` and the helpers above, which the command modules use.)
 from pipelines.compute.commands import backfill_command, compute_command  # noqa: E402
-
-app.command("compute")(compute_command)
-app.command("backfill")(backfill_command)
-
-from pipelines.training.commands import labels_app, training_set_command  # noqa: E402
-
-app.command("training-set")(training_set_command)
-app.add_typer(labels_app, name="labels")
-
 from pipelines.generate.commands import generate_command  # noqa: E402
 from pipelines.ingest.commands import ingest_command  # noqa: E402
-
-app.command("generate")(generate_command)
-app.command("ingest")(ingest_command)
-
+from pipelines.quality.commands import validate_command  # noqa: E402
 from pipelines.serving.commands import (  # noqa: E402
     FEAST_CONTEXT,
     feast_command,
@@ -80,16 +70,20 @@ from pipelines.serving.commands import (  # noqa: E402
     online_command,
     redis_app,
 )
+from pipelines.training.commands import labels_app, training_set_command  # noqa: E402
 
-app.command("materialize")(materialize_command)
-app.command("online")(online_command)
+app.command("generate")(generate_command)
+app.command("ingest")(ingest_command)
+app.command("compute")(compute_command)
+app.command("backfill")(backfill_command)
+app.command("validate")(validate_command)
 app.command("feast", context_settings=FEAST_CONTEXT)(feast_command)
 app.command("feast-env")(feast_env_command)
+app.command("materialize")(materialize_command)
+app.command("online")(online_command)
 app.add_typer(redis_app, name="redis")
-
-from pipelines.quality.commands import validate_command  # noqa: E402
-
-app.command("validate")(validate_command)
+app.add_typer(labels_app, name="labels")
+app.command("training-set")(training_set_command)
 
 
 @app.command()

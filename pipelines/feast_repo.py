@@ -51,6 +51,10 @@ def feast_source(view: AnyView) -> SparkSource:
         return SparkSource(
             name=f"{view.name}_source",
             table=view.table,
+            # Empty, not None: that is what the registry gives back, and SparkSource
+            # equality compares them, so None made every `feast plan` an update.
+            query="",
+            path="",
             timestamp_field=EVENT_TIMESTAMP,
             created_timestamp_column=CREATED_TIMESTAMP,
             date_partition_column=PARTITION_COLUMN,

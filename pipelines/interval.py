@@ -27,9 +27,20 @@ def parse_time(value: str | datetime | date) -> datetime:
             raise IntervalError(
                 f"not a date or datetime: {value!r} (expected e.g. 2026-01-01 or 2026-01-01T05:00)"
             ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    # A plain datetime, also for subclasses (Airflow hands over pendulum DateTimes, whose
+    # differences are not timedeltas).
+    return datetime(
+        parsed.year,
+        parsed.month,
+        parsed.day,
+        parsed.hour,
+        parsed.minute,
+        parsed.second,
+        parsed.microsecond,
+        tzinfo=UTC,
+    )
 
 
 def floor_hour(ts: datetime) -> datetime:

@@ -29,7 +29,12 @@ def _ingest(spark: Any, interval: Interval) -> dict[str, Any]:
     from pipelines.ingest import ingest
 
     report = ingest(spark, start=interval.start, end=interval.end)
-    return _as_dict(report)
+    for line in report.lines():
+        print(line)
+    return {
+        name: {"raw": c.raw, "clean": c.clean, "quarantined": dict(c.quarantined)}
+        for name, c in report.tables.items()
+    }
 
 
 def _compute(spark: Any, interval: Interval) -> dict[str, Any]:
@@ -42,21 +47,27 @@ def _validate(spark: Any, interval: Interval) -> dict[str, Any]:
     from pipelines.quality import validate
 
     report = validate(spark, start=interval.start, end=interval.end)
+    print(report.render())
     if not report.success:
-        raise PlatformError(f"validation failed for {interval}: {report.summary()}")
-    return {"success": True, "tables": len(report.results)}
+        failed = ", ".join(t.name for t in report.failed)
+        raise PlatformError(f"validation failed for {interval}: {failed} (see {report.docs_index})")
+    return {"success": True, "tables": len(report.tables)}
 
 
 def _materialize(spark: Any, interval: Interval) -> dict[str, Any]:
     from pipelines.serving.materialize import materialize
 
-    return _as_dict(materialize(spark, start=interval.start, end=interval.end))
+    report = materialize(spark, start=interval.start, end=interval.end)
+    print(report.summary())
+    return {v.view: {"entities": v.rows, "written": v.written} for v in report.views}
 
 
 def _consistency(spark: Any, interval: Interval) -> dict[str, Any]:
     from pipelines.quality.consistency import check_consistency
 
     report = check_consistency(spark, as_of=interval.end)
+    for line in report.lines():
+        print(line)
     if not report.success:
         raise PlatformError(
             f"online/offline consistency failed as of {interval.end}: {report.summary()}"
@@ -123,15 +134,3 @@ def _spark_submit(step: str, interval: Interval) -> dict[str, Any]:
             f"spark-submit of {step} for {interval} exited with {completed.returncode}"
         )
     return {"submitted": step, "master": master}
-
-
-def _as_dict(report: Any) -> dict[str, Any]:
-    if isinstance(report, dict):
-        return report
-    if hasattr(report, "as_dict"):
-        return dict(report.as_dict())
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(report) and not isinstance(report, type):
-        return asdict(report)
-    return {"result": str(report)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,6 @@ from pyspark.sql import functions as F
 from test_compute_oracle import END, START, write_clean_tables
 from typer.testing import CliRunner
 
-import pipelines.compute.backfill as backfill_module
 from features import (
     Aggregation,
     DeclarationError,
@@ -27,14 +27,20 @@ from pipelines.compute.backfill import is_covered
 from pipelines.errors import IntervalError, MissingTableError
 from pipelines.interval import Interval
 
+# The module, not the function `pipelines.compute.backfill` that shadows it.
+backfill_module = importlib.import_module("pipelines.compute.backfill")
 VIEWS = ["member_engagement", "ad_performance"]  # the richest view and a two-source one
 TABLES = [f"features.{v}" for v in VIEWS]
 
 
 @pytest.fixture(scope="module")
-def computed(spark) -> dict[str, list[tuple]]:
-    """The tables of VIEWS computed over [START, END) once: {table: sorted rows}."""
+def clean(spark) -> None:
     write_clean_tables(spark)
+
+
+@pytest.fixture(scope="module")
+def computed(spark, clean) -> dict[str, list[tuple]]:
+    """The tables of VIEWS computed over [START, END) once: {table: sorted rows}."""
     compute(spark, start=START, end=END, views=VIEWS)
     return {table: snapshot(spark, table) for table in TABLES}
 
@@ -147,7 +153,7 @@ def test_backfill_equals_compute_and_skips_completed_chunks(spark, computed) -> 
     assert version(spark, table) == before
 
 
-def test_backfill_resumes_after_a_failure(spark, computed, monkeypatch) -> None:
+def test_backfill_resumes_after_a_failure(spark, clean, monkeypatch) -> None:
     view, end, chunk = "member_profile", START + timedelta(days=4), timedelta(days=2)
     if spark.catalog.tableExists(PROGRESS_TABLE):
         spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
@@ -171,7 +177,7 @@ def test_backfill_resumes_after_a_failure(spark, computed, monkeypatch) -> None:
     assert len(calls) == 2
 
 
-def test_cli_compute_and_backfill(spark, computed) -> None:
+def test_cli_compute_and_backfill(spark, clean) -> None:
     runner = CliRunner()
     args = ["--start", START.isoformat(), "--end", END.isoformat(), "--views", "ad_profile"]
     result = runner.invoke(app, ["compute", *args])
