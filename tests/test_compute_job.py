@@ -158,15 +158,17 @@ def test_backfill_resumes_after_a_failure(spark, clean, monkeypatch) -> None:
     if spark.catalog.tableExists(PROGRESS_TABLE):
         spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
     calls: list[Interval] = []
+    failures: list[Interval] = []
     real_compute = backfill_module.compute
 
-    def failing_on_second_chunk(spark, *, start, end, views):
+    def failing_once_on_second_chunk(spark, *, start, end, views):
         calls.append(Interval.parse(start, end))
-        if len(calls) == 2:
+        if len(calls) == 2 and not failures:
+            failures.append(calls[-1])
             raise RuntimeError("executor lost")
         return real_compute(spark, start=start, end=end, views=views)
 
-    monkeypatch.setattr(backfill_module, "compute", failing_on_second_chunk)
+    monkeypatch.setattr(backfill_module, "compute", failing_once_on_second_chunk)
     with pytest.raises(RuntimeError, match="executor lost"):
         backfill(spark, start=START, end=end, chunk=chunk, views=[view])
     calls.clear()

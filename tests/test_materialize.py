@@ -390,7 +390,13 @@ def test_a_write_failing_midway_is_an_error_not_a_success(
         client.config_set("maxmemory", str(used + 20_000))
         client.config_set("maxmemory-policy", "noeviction")
         with pytest.raises(MaterializeError, match=r"OOM|maxmemory"):
-            materialize(spark, start=DATA_START, end=DATA_END, redis_url=server.url)
+            materialize(
+                spark,
+                start=DATA_START,
+                end=DATA_END,
+                views=["member_engagement"],
+                redis_url=server.url,
+            )
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 For each feature view, a deterministic sample of entities (the `sample` keys with the
 smallest xxhash64 of their join key: the same entities are followed from run to run)
 is read from the online store through Feast, as of `as_of`, and compared with the
-values expected from the Delta feature tables as of `as_of`: the latest row with
+values expected from the Delta feature tables as of `as_of` (or as of the end of the
+newest materialized interval, if later: Redis then rightly holds newer values): the latest row with
 `event_timestamp < as_of` (ties: greatest `created_timestamp`), ignored when older
 than the view's TTL. That is exactly what materializing up to `as_of` must leave online.
 
@@ -151,16 +152,24 @@ def check_consistency(
         raise ConsistencyError(f"sample must be positive, got {sample}")
     selected = [REGISTRY.view(name) for name in views] if views else list(REGISTRY.views)
     store = store or online_store(redis_url)
+    # The registry is cached per store; materialization intervals recorded since must count.
+    store.refresh_registry()
     measures: list[FeatureMeasure] = []
     skipped: list[str] = []
     sampled = 0
     for view in selected:
         require_table(spark, view.table, "run `feature-platform compute` first")
-        covered_from = _covered_from(store, view.name)
-        if covered_from is None:
+        coverage = _coverage(store, view.name)
+        if coverage is None:
             skipped.append(view.name)
             continue
-        expected = expected_values(spark, view, moment, covered_from=covered_from, sample=sample)
+        covered_from, covered_until = coverage
+        # After a newer interval was materialized (a rerun or backfill of an older hour),
+        # Redis rightly holds the newer values: compare with those.
+        view_as_of = max(moment, covered_until)
+        expected = expected_values(
+            spark, view, view_as_of, covered_from=covered_from, sample=sample
+        )
         if not expected:
             continue
         sampled += len(expected)
@@ -172,7 +181,7 @@ def check_consistency(
             values = get_online_features(
                 [f"{view.name}:{n}" for n in names],
                 [{key: row[key]} for row in batch],
-                as_of=moment,
+                as_of=view_as_of,
                 store=store,
             )
             for name in names:
@@ -200,8 +209,8 @@ def check_consistency(
     )
 
 
-def _covered_from(store: Any, view_name: str) -> datetime | None:
-    """Start of the first interval Feast's registry says was materialized for the view."""
+def _coverage(store: Any, view_name: str) -> tuple[datetime, datetime] | None:
+    """First start and last end of the intervals Feast's registry says were materialized."""
     try:
         feast_view = store.get_feature_view(view_name)
     except Exception as exc:  # Feast raises its own "not found" types
@@ -211,7 +220,10 @@ def _covered_from(store: Any, view_name: str) -> datetime | None:
     intervals = list(feast_view.materialization_intervals or [])
     if not intervals:
         return None
-    return min(parse_time(start) for start, _ in intervals)
+    return (
+        min(parse_time(start) for start, _ in intervals),
+        max(parse_time(end) for _, end in intervals),
+    )
 
 
 def sample_keys(features: DataFrame, key: str, sample: int) -> DataFrame:

@@ -132,9 +132,10 @@ def feast_argv(args: list[str]) -> list[str]:
 
 
 def _feast(args: list[str]) -> None:
-    from pipelines.serving.store import use_feast_environment
+    from pipelines.serving.store import quiet_feast_warnings, use_feast_environment
 
     use_feast_environment()
+    quiet_feast_warnings()
     if feast_needs_spark(args):
         from pipelines.spark import get_spark
 

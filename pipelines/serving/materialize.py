@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -42,6 +43,7 @@ from pipelines.serving.redis_writer import DEFAULT_CHUNK_ROWS, RESULT_SCHEMA, Pa
 from pipelines.serving.store import repo_settings, resolve_redis_url
 
 _RANK = "_latest_rank"
+PARALLEL_VIEWS = 4
 
 
 class MaterializeError(PlatformError):
@@ -192,6 +194,33 @@ def materialize_view(
     )
 
 
+def _materialize_views(
+    spark: SparkSession,
+    views: Sequence[AnyView],
+    interval: Interval,
+    *,
+    redis_url: str,
+    project: str,
+    chunk_rows: int,
+) -> tuple[ViewReport, ...]:
+    """One Spark job per view, a few at a time: small views are bound by per-job latency
+    (planning, catalog, scheduling), which overlaps; big ones share the executors."""
+
+    def one(view: AnyView) -> ViewReport:
+        return materialize_view(
+            spark, view, interval, redis_url=redis_url, project=project, chunk_rows=chunk_rows
+        )
+
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_VIEWS, len(views))) as pool:
+        futures = [pool.submit(one, view) for view in views]
+        wait(futures)
+    for future in futures:  # every job has ended; report the first failure
+        error = future.exception()
+        if error is not None:
+            raise error
+    return tuple(future.result() for future in futures)
+
+
 def select_views(names: Sequence[str] | None) -> list[AnyView]:
     if not names:
         return list(REGISTRY.views)
@@ -242,11 +271,8 @@ def materialize(
     project = repo_settings().project
     for view in selected:
         require_table(spark, view.table, hint="compute the features first")
-    reports = tuple(
-        materialize_view(
-            spark, view, interval, redis_url=url, project=project, chunk_rows=chunk_rows
-        )
-        for view in selected
+    reports = _materialize_views(
+        spark, selected, interval, redis_url=url, project=project, chunk_rows=chunk_rows
     )
     recorded = record_in_feast and _record_in_feast_registry(selected, interval, url)
     return MaterializeReport(

@@ -23,10 +23,17 @@ from pipelines.config import DATA_DIR_ENV, FEATURE_REPO_DIR, SPARK_CONF_DIR, set
 from pipelines.errors import PlatformError
 from pipelines.redis_server import check_redis, ensure_redis, feast_connection_string
 
-# Feast warns every time it loads a SparkSource that the API is experimental.
-warnings.filterwarnings(
-    "ignore", message="The spark data source API is an experimental", category=RuntimeWarning
-)
+
+def quiet_feast_warnings() -> None:
+    """Drop Feast's "experimental Spark API" warnings, printed on every registry read.
+
+    Feast's Spark store sets `simplefilter("once", RuntimeWarning)` when imported,
+    so the filter goes in after that import.
+    """
+    import feast.infra.offline_stores.contrib.spark_offline_store.spark  # noqa: F401
+
+    warnings.filterwarnings("ignore", message="The spark ", category=RuntimeWarning)
+
 
 REDIS_CONNECTION_ENV = "FEATURE_PLATFORM_REDIS_CONNECTION"
 SPARK_CONF_DIR_ENV = "SPARK_CONF_DIR"
@@ -94,6 +101,7 @@ def feature_store(redis_url: str | None = None, repo_path: Path = FEATURE_REPO_D
     """
     from feast import FeatureStore
 
+    quiet_feast_warnings()
     env = feast_environment(redis_url)
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
