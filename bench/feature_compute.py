@@ -307,8 +307,10 @@ def mismatches(spark, start: datetime, end: datetime) -> int:
         for name in ["created_timestamp", *[f.name for f in view.features]]:
             a, b = F.col(f"a.{name}"), F.col(f"b.{name}")
             if "_approx_distinct_" in name:
-                # Merged sketches lose the HIP estimator of a single sketch: not bit-equal.
-                close = F.abs(a - b) <= F.greatest(F.abs(b) * 0.02, F.lit(1))
+                # A union of tile sketches and one sketch of the raw values estimate
+                # differently (no HIP estimator after a union): allow 3 standard
+                # errors of a lgK=12 sketch (1.6% each).
+                close = F.abs(a - b) <= F.greatest(F.abs(b) * 0.05, F.lit(1))
                 differs |= ~F.coalesce(close, a.isNull() & b.isNull())
             elif name.endswith(("_sum_1d", "_sum_7d", "_sum_28d", "_avg_7d", "_avg_28d")) or (
                 "smoothed" in name
@@ -387,10 +389,13 @@ def main() -> None:
                                         lambda: run_naive(spark, START, subset_end))),
     }  # fmt: skip
     bad = mismatches(spark, START, subset_end)
-    results["engine, full"] = (
-        total,
-        timed("engine full", args.repeats, spark, lambda: run_engine(spark, START, full_end)),
-    )
+    if subset_end >= full_end:  # the subset is all the data: no need to run it again
+        results["engine, full"] = results["engine, subset"]
+    else:
+        results["engine, full"] = (
+            total,
+            timed("engine full", args.repeats, spark, lambda: run_engine(spark, START, full_end)),
+        )
 
     gib = 1024**3
     print()

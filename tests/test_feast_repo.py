@@ -112,13 +112,20 @@ def registry_specs(path: Path) -> dict[str, bytes]:
 
     registry = Registry()
     registry.ParseFromString(path.read_bytes())
-    specs = {}
+    for view in registry.feature_views:
+        view.spec.batch_source.ClearField("meta")
+    for service in registry.feature_services:
+        for projection in service.spec.features:
+            projection.batch_source.ClearField("meta")
+    for source in registry.data_sources:
+        source.ClearField("meta")
+    specs = {
+        f"data_sources/{s.name}": s.SerializeToString(deterministic=True)
+        for s in registry.data_sources
+    }
     for kind in ("entities", "feature_views", "feature_services"):
         for obj in getattr(registry, kind):
             specs[f"{kind}/{obj.spec.name}"] = obj.spec.SerializeToString(deterministic=True)
-    for source in registry.data_sources:
-        source.ClearField("meta")
-        specs[f"data_sources/{source.name}"] = source.SerializeToString(deterministic=True)
     return specs
 
 

@@ -52,6 +52,30 @@ def online_store(redis_url: str | None = None) -> FeatureStore:
         return _stores[key]
 
 
+_services: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def _feature_service(store: FeatureStore, name: str) -> Any:
+    """The FeatureService object, rebuilt only when Feast reloads its registry.
+
+    Building it from the registry proto costs milliseconds per call (it rebuilds
+    every projected view's source), far more than the read itself.
+    """
+
+    def version() -> tuple[int, bytes] | None:
+        # Feast replaces the cached proto when it reloads (every read refreshes it
+        # once its TTL is up) and bumps last_updated when it changes it in place.
+        proto = getattr(store.registry, "cached_registry_proto", None)
+        return None if proto is None else (id(proto), proto.last_updated.SerializeToString())
+
+    cached = _services.get((id(store), name))
+    if cached is None or cached[0] is None or cached[0] != version():
+        built = store.get_feature_service(name, allow_cache=True)
+        cached = (version(), built)
+        _services[(id(store), name)] = cached
+    return cached[1]
+
+
 def resolve_features(features: str | Sequence[str]) -> dict[str, list[str]]:
     """`{view: [feature, ...]}` for a service name or "view:feature" references."""
     try:
@@ -120,7 +144,7 @@ def get_online_features(
 
     if isinstance(features, str):
         try:
-            requested: Any = store.get_feature_service(features, allow_cache=True)
+            requested: Any = _feature_service(store, features)
         except FeastObjectNotFoundException as exc:
             raise OnlineLookupError(
                 f"{exc} (register the features first: `feature-platform feast apply`)"
