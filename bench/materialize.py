@@ -147,37 +147,18 @@ def run_raw_hset(redis_url: str, commands: list[tuple[bytes, dict[bytes, bytes]]
     client.close()
 
 
-def cpu_seconds(redis_pid: int) -> float:
-    """CPU time of this process, its descendants (JVM, Python workers) and the redis-server."""
-    import psutil
-
-    me = psutil.Process()
-    total = 0.0
-    for proc in [me, *me.children(recursive=True), psutil.Process(redis_pid)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
-def timed(
-    label: str, repeats: int, flush: Callable[[], None], body: Callable[[], None], redis_pid: int
-) -> tuple[float, float]:
-    """Median wall seconds and median CPU seconds (all processes involved) of `repeats` runs."""
+def timed(label: str, repeats: int, flush: Callable[[], None], body: Callable[[], None]) -> float:
+    """Median wall seconds of `repeats` runs, each on an empty Redis, after one warm-up run."""
     flush()
-    body()  # warm-up
-    seconds, cpu = [], []
+    body()
+    seconds = []
     for _ in range(repeats):
         flush()
-        cpu_before = cpu_seconds(redis_pid)
         began = time.perf_counter()
         body()
         seconds.append(time.perf_counter() - began)
-        cpu.append(cpu_seconds(redis_pid) - cpu_before)
-        print(f"  {label}: {seconds[-1]:.1f} s wall, {cpu[-1]:.1f} s CPU", flush=True)
-    return statistics.median(seconds), statistics.median(cpu)
+        print(f"  {label}: {seconds[-1]:.1f} s", flush=True)
+    return statistics.median(seconds)
 
 
 def main() -> None:
@@ -204,7 +185,7 @@ def main() -> None:
     full, subset = wide_views(args.features)
     subset_n = min(args.feast_entities, args.entities)
     raw_n = min(args.raw_entities, args.entities)
-    results: list[tuple[str, int, float, float]] = []
+    results: list[tuple[str, int, float]] = []
 
     with RedisServer(data_dir / "redis") as server:
         url = server.url
@@ -226,11 +207,10 @@ def main() -> None:
         def platform(view):  # type: ignore[no-untyped-def]
             return lambda: materialize_view(spark, view, interval, redis_url=url, project=PROJECT)
 
-        pid = server.pid() or 0
-        wall, cpu = timed("platform, all entities", args.repeats, flush, platform(full), pid)
-        results.append(("platform (Spark executors, column-wise)", args.entities, wall, cpu))
-        wall, cpu = timed("platform, subset", args.repeats, flush, platform(subset), pid)
-        results.append(("platform on the Feast subset", subset_n, wall, cpu))
+        wall = timed("platform, all entities", args.repeats, flush, platform(full))
+        results.append(("platform (Spark executors, column-wise)", args.entities, wall))
+        wall = timed("platform, subset", args.repeats, flush, platform(subset))
+        results.append(("platform on the Feast subset", subset_n, wall))
 
         for engine in ("local", "spark.engine"):
             store = feast_store(subset, url, engine, data_dir / f"feast-{engine}" / "registry.db")
@@ -238,33 +218,29 @@ def main() -> None:
             def feast_run(store=store) -> None:  # type: ignore[no-untyped-def]
                 store.materialize(START, END - timedelta(microseconds=1), [subset.name])
 
-            wall, cpu = timed(f"Feast {engine}, subset", args.repeats, flush, feast_run, pid)
-            results.append((f"Feast {engine} engine", subset_n, wall, cpu))
+            wall = timed(f"Feast {engine}, subset", args.repeats, flush, feast_run)
+            results.append((f"Feast {engine} engine", subset_n, wall))
 
         commands = raw_hset_commands(spark, full, raw_n)
-        wall, cpu = timed("raw HSET", args.repeats, flush, lambda: run_raw_hset(url, commands), pid)
-        results.append(("raw pipelined HSET (pre-encoded)", raw_n, wall, cpu))
+        wall = timed("raw HSET", args.repeats, flush, lambda: run_raw_hset(url, commands))
+        results.append(("raw pipelined HSET (pre-encoded)", raw_n, wall))
         spark.stop()
 
-    rate = {label: n / wall for label, n, wall, _ in results}
-    cpu_rate = {label: n / cpu for label, n, _, cpu in results}
+    rate = {label: n / wall for label, n, wall in results}
     feast_local, raw = "Feast local engine", "raw pipelined HSET (pre-encoded)"
     print()
     print(
         f"cores: {os.cpu_count()}, Spark local[2], {args.features} features, "
-        f"medians of {args.repeats} runs after a warm-up; CPU = this process, its JVM and "
-        "Python workers, and the redis-server"
+        f"medians of {args.repeats} runs after a warm-up, Redis emptied before each run"
     )
     print(
-        f"{'method':<42}{'entities':>10}{'wall s':>8}{'entities/s':>11}{'vs Feast':>9}"
-        f"{'vs raw':>8}{'CPU s':>8}{'per CPU s':>10}{'vs Feast':>9}{'vs raw':>8}"
+        f"{'method':<42}{'entities':>10}{'seconds':>9}{'entities/s':>12}"
+        f"{'vs Feast local':>16}{'vs raw HSET':>13}"
     )
-    for label, n, wall, cpu in results:
+    for label, n, wall in results:
         print(
-            f"{label:<42}{n:>10,}{wall:>8.1f}{rate[label]:>11,.0f}"
-            f"{rate[label] / rate[feast_local]:>8.1f}x{rate[label] / rate[raw]:>7.2f}x"
-            f"{cpu:>8.1f}{cpu_rate[label]:>10,.0f}"
-            f"{cpu_rate[label] / cpu_rate[feast_local]:>8.1f}x{cpu_rate[label] / cpu_rate[raw]:>7.2f}x"
+            f"{label:<42}{n:>10,}{wall:>9.1f}{rate[label]:>12,.0f}"
+            f"{rate[label] / rate[feast_local]:>15.1f}x{rate[label] / rate[raw]:>12.2f}x"
         )
 
 

@@ -21,8 +21,6 @@ same interval can simply be rerun.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -111,20 +109,25 @@ def _ts_literal(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def latest_rows(features: DataFrame, view: AnyView, window: Interval) -> DataFrame:
-    """Per entity, the row with the latest event time in `window` (ties: latest created)."""
-    key = view.entity.join_key
+def rows_in_window(features: DataFrame, window: Interval) -> DataFrame:
+    """Rows with an event time in `window`; the date bounds prune `event_date` partitions."""
     lo, hi = (_ts_literal(b) for b in (window.start, window.end))
-    in_window = features.where(
+    return features.where(
         F.col(PARTITION_COLUMN).between(F.to_date(F.lit(lo)), F.to_date(F.lit(hi)))
         & (F.col(EVENT_TIMESTAMP) >= F.expr(f"TIMESTAMP '{lo}'"))
         & (F.col(EVENT_TIMESTAMP) < F.expr(f"TIMESTAMP '{hi}'"))
     )
+
+
+def latest_rows(features: DataFrame, view: AnyView, window: Interval) -> DataFrame:
+    """Per entity, the row with the latest event time in `window` (ties: latest created)."""
+    key = view.entity.join_key
     newest_first = Window.partitionBy(key).orderBy(
         F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc_nulls_last()
     )
     return (
-        in_window.withColumn(_RANK, F.row_number().over(newest_first))
+        rows_in_window(features, window)
+        .withColumn(_RANK, F.row_number().over(newest_first))
         .where(F.col(_RANK) == 1)
         .select(key, EVENT_TIMESTAMP, *[f.name for f in view.features])
     )
@@ -147,19 +150,6 @@ def _failure_reason(exc: Exception) -> str:
     return lines[0] if lines else repr(exc)
 
 
-def _executors_run_this_python(spark: SparkSession) -> None:
-    """In local mode, run the Python workers with this interpreter (it has numpy, pyarrow, redis).
-
-    Without PYSPARK_PYTHON, PySpark starts workers with whatever `python3` is first on
-    PATH, which outside an activated virtualenv lacks the packages. The interpreter is
-    read when a Python function is shipped, so this applies to the writer below.
-    """
-    context = spark.sparkContext
-    if os.environ.get("PYSPARK_PYTHON") or not (context.master or "").startswith("local"):
-        return
-    context.pythonExec = sys.executable
-
-
 def materialize_view(
     spark: SparkSession,
     view: AnyView,
@@ -175,7 +165,6 @@ def materialize_view(
     features = spark.table(view.table)
     _check_columns(features, view)
     writer = PartitionWriter(layout_for(view, project), redis_url, chunk_rows)
-    _executors_run_this_python(spark)
     counts = latest_rows(features, view, window).mapInArrow(writer, RESULT_SCHEMA)
     try:
         per_batch = counts.collect()  # one small row per Arrow batch of written rows

