@@ -1,14 +1,17 @@
 """Benchmark: online read latency of a feature service, through Feast against raw Redis reads.
 
     python -m bench.online_latency --requests 2000
+    python -m bench.online_latency --service all    # every feature of every view (52)
 
 Registers the platform's Feast repo in a throwaway data directory, writes values
 for every view of `--service` (default ctr_model: 5 views, 29 features, keyed by
 member and ad) for `--members` x `--ads` entities with the platform's writer, and
 times single requests of 1 and of 100 entity rows:
 
-- platform: `pipelines.serving.online.get_online_features` (Feast underneath, plus
-  checks and column order);
+- platform OnlineReader: `pipelines.serving.direct.OnlineReader.get`, the serving
+  path (reads Feast's layout directly: one HMGET per entity hash, protobuf decode);
+- platform get_online_features: `pipelines.serving.online.get_online_features`
+  (Feast underneath, plus checks and column order);
 - Feast: `FeatureStore.get_online_features(service).to_dict()`;
 - raw pipelined HMGET: the same HMGET commands Feast sends (one per view and entity
   row, in one pipeline), bytes only, no decoding;
@@ -77,7 +80,9 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--service", default="ctr_model")
+    parser.add_argument(
+        "--service", default="ctr_model", help="a feature service, or 'all' for every feature"
+    )
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--ads", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=2_000)
@@ -94,6 +99,7 @@ def main() -> None:
     from features import REGISTRY
     from pipelines.feast_repo import feast_objects
     from pipelines.redis_server import RedisServer, redis_client
+    from pipelines.serving.direct import OnlineReader
     from pipelines.serving.encoding import encode_entity_keys
     from pipelines.serving.materialize import layout_for
     from pipelines.serving.online import freeze_startup_objects, get_online_features
@@ -102,7 +108,10 @@ def main() -> None:
 
     rng = random.Random(7)
     project = repo_settings().project
-    resolved = REGISTRY.resolve(args.service)
+    wanted: str | list[str] = args.service
+    if args.service == "all":
+        wanted = [f"{v.name}:{f.name}" for v in REGISTRY.views for f in v.features]
+    resolved = REGISTRY.resolve(wanted)
     key_counts = {"member_id": args.members, "ad_id": args.ads, "title_id": args.ads}
     results: list[tuple[str, int, float, float]] = []
 
@@ -117,7 +126,10 @@ def main() -> None:
             keys = list(range(1, key_counts[view.entity.join_key] + 1))
             write_table(server.url, layouts[view_name], synthetic_table(view, keys, rng))
         join_keys = sorted({REGISTRY.view(v).entity.join_key for v in resolved})
-        service = store.get_feature_service(args.service)
+        service: Any = (
+            store.get_feature_service(args.service) if isinstance(wanted, str) else wanted
+        )
+        reader = OnlineReader(wanted, redis_url=server.url)
         client = redis_client(server.url)
 
         def feast_call(rows: list[dict]) -> object:
@@ -158,8 +170,9 @@ def main() -> None:
                 return pipe.execute()
 
         methods: dict[str, Callable[[list[dict]], object]] = {
+            "platform OnlineReader (direct)": reader.get,
             "platform get_online_features": lambda rows: get_online_features(
-                args.service, rows, store=store
+                wanted, rows, store=store
             ),
             "Feast FeatureStore.get_online_features": feast_call,
             "raw pipelined HMGET (Feast's commands)": raw_pipelined,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from features import REGISTRY
+from features import REGISTRY, AttributeView
 
 DEMO_START = datetime(2026, 11, 1, tzinfo=UTC)
 DEMO_DAYS = 5
@@ -113,9 +113,17 @@ def run_demo(
         store.apply(objects)
         _say(f"   applied {len(objects)} objects to project {store.project}")
 
-    with _step(f"materialize the last day to Redis [{last_day:%Y-%m-%d}, {end:%Y-%m-%d})"):
-        mat = materialize(spark, start=last_day, end=end, redis_url=redis_url)
-        _say("   " + mat.summary().replace("\n", "\n   "))
+    # Attribute views change rarely and have no TTL: their latest versions may be older
+    # than the last day, so they are loaded from the start (as a first deployment would).
+    windowed = [v.name for v in REGISTRY.views if not isinstance(v, AttributeView)]
+    attributes = [v.name for v in REGISTRY.views if isinstance(v, AttributeView)]
+    with _step(
+        f"materialize to Redis: windowed views [{last_day:%Y-%m-%d}, {end:%Y-%m-%d}), "
+        f"attribute views [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
+    ):
+        for views, since in ((attributes, start), (windowed, last_day)):
+            mat = materialize(spark, start=since, end=end, views=views, redis_url=redis_url)
+            _say("   " + mat.summary().replace("\n", "\n   "))
 
     with _step("online features (ctr_model) for a few members and ads"):
         examples = _example_entities(spark)
@@ -150,8 +158,8 @@ def run_demo(
         _airflow(end)
 
     _say("\nDone. Explore the tables with:")
-    _say("   export SPARK_CONF_DIR=$PWD/spark_conf")
-    _say("   .venv/bin/spark-sql -e 'SHOW TABLES IN features'")
+    _say("   source .venv/bin/activate   # sets SPARK_CONF_DIR=spark_conf")
+    _say("   spark-sql -e 'SHOW TABLES IN features'")
     _say(f"Reports: {conf.reports_dir}")
 
 

@@ -198,3 +198,66 @@ def test_cli_prints_values(applied_repo, redis_url) -> None:
     bad = runner.invoke(app, ["online", "--service", "ctr_model", "--entity", "member_id=x"])
     assert bad.exit_code == 2
     assert "member_id is an integer" in bad.output
+
+
+def test_direct_reader_returns_what_feast_returns(applied_repo, redis_url) -> None:
+    from pipelines.serving.direct import OnlineReader
+
+    old = T - REGISTRY.view("member_engagement").effective_ttl - timedelta(hours=1)
+    write_rows(
+        redis_url,
+        "member_engagement",
+        [
+            {"member_id": 11, "event_timestamp": T, "plays_count_1d": 3, "plays_count_7d": 9},
+            {"member_id": 12, "event_timestamp": old, "plays_count_7d": 1},
+        ],
+    )
+    write_rows(
+        redis_url,
+        "member_profile",
+        [{"member_id": 11, "event_timestamp": T, "country": "DE", "signup_date": date(2020, 1, 2)}],
+    )
+    write_rows(
+        redis_url,
+        "ad_profile",
+        [{"ad_id": 21, "event_timestamp": old, "bid_cpm": 2.5, "category": "games"}],
+    )
+    rows = [
+        {"member_id": 11, "ad_id": 21},
+        {"member_id": 12, "ad_id": 22},
+        {"member_id": 404, "ad_id": 21},
+        {"member_id": 11, "ad_id": 21},
+    ]
+    for features in (
+        "ctr_model",
+        ["member_profile:signup_date", "member_engagement:plays_count_7d", "ad_profile:bid_cpm"],
+    ):
+        with OnlineReader(features, redis_url=redis_url) as reader:
+            for as_of in (None, T, T + timedelta(days=2)):
+                expected = get_online_features(features, rows, as_of=as_of)
+                got = reader.get(rows, as_of=as_of)
+                assert list(got) == list(expected)
+                assert got == expected, (features, as_of)
+    with OnlineReader("ctr_model", redis_url=redis_url) as reader:
+        got = reader.get(rows, as_of=T + timedelta(days=2))
+    assert got["plays_count_1d"] == [3, None, None, 3]
+    assert got["country"] == ["DE", None, None, "DE"]
+    assert got["bid_cpm"] == [2.5, None, 2.5, 2.5], "ad_profile is an attribute view: no TTL"
+
+
+def test_direct_reader_errors_name_the_problem(applied_repo, redis_url) -> None:
+    from pipelines.serving.direct import OnlineReader
+
+    with OnlineReader("ctr_model", redis_url=redis_url) as reader:
+        with pytest.raises(OnlineLookupError, match="entity row 0 lacks ad_id"):
+            reader.get([{"member_id": 1}])
+        with pytest.raises(OnlineLookupError, match="member_id must be an integer"):
+            reader.get([{"member_id": "x", "ad_id": 1}])
+    with pytest.raises(OnlineLookupError, match="unknown feature service 'nope'"):
+        OnlineReader("nope", redis_url=redis_url)
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    with (
+        OnlineReader("ctr_model", redis_url=unreachable) as reader,
+        pytest.raises(RedisUnavailableError, match="cannot read from Redis"),
+    ):
+        reader.get([{"member_id": 1, "ad_id": 2}])

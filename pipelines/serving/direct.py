@@ -1,0 +1,229 @@
+"""Low-latency online reads straight from Feast's Redis layout.
+
+    from pipelines.serving.direct import OnlineReader
+    reader = OnlineReader("ctr_model")          # once per serving process
+    values = reader.get([{"member_id": 1, "ad_id": 2}])
+
+Returns what `online.get_online_features` returns for the same Redis (same columns,
+order, types and nulls; `as_of` hides values older than the view's TTL in the same
+way), and the tests compare the two on the same data. It skips Feast's per-request
+machinery: the request plan (Redis keys' prefix, hash fields, decoders, TTLs) is
+built once, each entity hash is read with one HMGET for all the views keyed by that
+entity (Feast sends one per view and row), repeated entities in a request are read
+once, and values are decoded straight from protobuf. That Python machinery, not
+Redis, is most of Feast's latency for batches of entity rows (bench/online_latency.py).
+
+Feast's `FeatureStore.get_online_features` and `feast serve` remain the reference
+path (the consistency check reads through them); this reader is for model servers
+that call it in their request path.
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from features import REGISTRY
+from pipelines.redis_server import RedisUnavailableError, redis_client
+from pipelines.serving.encoding import timestamp_micros_from_proto
+from pipelines.serving.materialize import layout_for
+from pipelines.serving.online import OnlineLookupError, resolve_features
+
+_VALUE_TYPE_STRING = 2
+_VALUE_TYPE_INT64 = 4
+
+
+@dataclass(frozen=True)
+class _ViewSlice:
+    """Where one view's requested features and event time sit in an HMGET reply."""
+
+    names: tuple[str, ...]
+    first: int  # index of the first requested feature in the reply
+    ts_index: int
+    ttl_seconds: float  # 0: no TTL
+
+
+@dataclass(frozen=True)
+class _HashRead:
+    """One HMGET per entity hash: every field the request needs from that entity."""
+
+    join_key: str
+    join_key_type: str
+    key_head: bytes  # serialized entity key up to the value bytes
+    key_tail: bytes  # the project name
+    fields: tuple[bytes, ...]
+    views: tuple[_ViewSlice, ...]
+
+    def redis_key(self, value: Any) -> bytes:
+        if self.join_key_type == "int64":
+            try:
+                number = operator.index(value)
+            except TypeError:
+                raise OnlineLookupError(
+                    f"{self.join_key} must be an integer, got {value!r}"
+                ) from None
+            return self.key_head + struct.pack("<IIq", _VALUE_TYPE_INT64, 8, number) + self.key_tail
+        raw = str(value).encode()
+        return (
+            self.key_head + struct.pack("<II", _VALUE_TYPE_STRING, len(raw)) + raw + self.key_tail
+        )
+
+
+def _decode_value(data: bytes | None) -> Any:
+    """A Python value from a serialized `feast.types.Value`, as Feast's to_dict() gives it."""
+    if not data:
+        return None
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    message = Value.FromString(data)
+    kind = message.WhichOneof("val")
+    if kind is None:
+        return None
+    value = getattr(message, kind)
+    if kind == "unix_timestamp_val":
+        return datetime.fromtimestamp(value, tz=UTC)
+    return value
+
+
+class OnlineReader:
+    """Reads a feature service (or "view:feature" references) from Feast's Redis layout."""
+
+    def __init__(
+        self,
+        features: str | Sequence[str],
+        *,
+        redis_url: str | None = None,
+        project: str | None = None,
+    ) -> None:
+        from pipelines.config import settings
+        from pipelines.serving.store import repo_settings
+
+        self._views = resolve_features(features)
+        self._project = project or repo_settings().project
+        self._url = redis_url or settings().redis_url
+        self._client = redis_client(self._url)
+        self._reads = self._plan()
+        self._join_keys = sorted(read.join_key for read in self._reads)
+        self._columns = [name for names in self._views.values() for name in names]
+
+    def _plan(self) -> tuple[_HashRead, ...]:
+        by_key: dict[str, list[str]] = {}
+        for view_name in self._views:
+            by_key.setdefault(REGISTRY.view(view_name).entity.join_key, []).append(view_name)
+        reads = []
+        for join_key, view_names in by_key.items():
+            fields: list[bytes] = []
+            slices = []
+            for view_name in view_names:
+                view = REGISTRY.view(view_name)
+                layout = layout_for(view, self._project)
+                wanted = self._views[view_name]
+                hashes = dict(zip(layout.feature_names, layout.field_hashes, strict=True))
+                first = len(fields)
+                fields += [hashes[name] for name in wanted]
+                fields.append(layout.ts_field)
+                slices.append(
+                    _ViewSlice(
+                        tuple(wanted), first, len(fields) - 1, view.effective_ttl.total_seconds()
+                    )
+                )
+            view = REGISTRY.view(view_names[0])
+            name = join_key.encode()
+            reads.append(
+                _HashRead(
+                    join_key=join_key,
+                    join_key_type=view.entity.value_type,
+                    key_head=struct.pack("<III", 1, _VALUE_TYPE_STRING, len(name)) + name,
+                    key_tail=self._project.encode(),
+                    fields=tuple(fields),
+                    views=tuple(slices),
+                )
+            )
+        return tuple(reads)
+
+    @property
+    def join_keys(self) -> list[str]:
+        return list(self._join_keys)
+
+    def get(
+        self, entity_rows: Sequence[Mapping[str, Any]], *, as_of: datetime | None = None
+    ) -> dict[str, list[Any]]:
+        """Feature values for `entity_rows`, column by column (entity keys first, sorted).
+
+        Entities never materialized give None; with `as_of`, so do values of a view
+        with a TTL whose event time is older than `as_of - ttl`.
+        """
+        import redis
+
+        if not entity_rows:
+            raise OnlineLookupError("no entity rows given")
+        keys_per_read: list[list[bytes]] = []
+        unique: list[dict[bytes, int]] = []
+        pipe = self._client.pipeline(transaction=False)
+        for read in self._reads:
+            row_keys = []
+            positions: dict[bytes, int] = {}
+            for i, row in enumerate(entity_rows):
+                value = row.get(read.join_key)
+                if value is None:
+                    raise OnlineLookupError(
+                        f"entity row {i} lacks {read.join_key} "
+                        f"(these features need {', '.join(self._join_keys)})"
+                    )
+                key = read.redis_key(value)
+                if key not in positions:
+                    positions[key] = len(positions)
+                    pipe.hmget(key, read.fields)
+                row_keys.append(key)
+            keys_per_read.append(row_keys)
+            unique.append(positions)
+        try:
+            replies = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise RedisUnavailableError(f"cannot read from Redis: {exc}") from None
+        finally:
+            pipe.reset()
+
+        oldest_us = None if as_of is None else as_of.astimezone(UTC).timestamp() * 1e6
+        out: dict[str, list[Any]] = {
+            key: [row[key] for row in entity_rows] for key in self._join_keys
+        }
+        values: dict[str, list[Any]] = {name: [] for name in self._columns}
+        offset = 0
+        for read, row_keys, positions in zip(self._reads, keys_per_read, unique, strict=True):
+            decoded = [
+                self._decode_hash(read, reply, oldest_us)
+                for reply in replies[offset : offset + len(positions)]
+            ]
+            offset += len(positions)
+            for key in row_keys:
+                for name, value in decoded[positions[key]]:
+                    values[name].append(value)
+        out.update(values)
+        return out
+
+    def _decode_hash(
+        self, read: _HashRead, reply: list[bytes | None], oldest_us: float | None
+    ) -> list[tuple[str, Any]]:
+        decoded: list[tuple[str, Any]] = []
+        for part in read.views:
+            hidden = False
+            if oldest_us is not None and part.ttl_seconds > 0:
+                event_us = timestamp_micros_from_proto(reply[part.ts_index])
+                hidden = bool(event_us) and event_us < oldest_us - part.ttl_seconds * 1e6
+            for j, name in enumerate(part.names):
+                decoded.append((name, None if hidden else _decode_value(reply[part.first + j])))
+        return decoded
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> OnlineReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
