@@ -261,3 +261,27 @@ def test_direct_reader_errors_name_the_problem(applied_repo, redis_url) -> None:
         pytest.raises(RedisUnavailableError, match="cannot read from Redis"),
     ):
         reader.get([{"member_id": 1, "ad_id": 2}])
+
+
+@pytest.mark.parametrize(
+    ("value_type", "field", "values"),
+    [
+        ("int64", "int64_val", [0, 1, 127, 128, 2**62 + 1, 2**63 - 1, -1, -(2**63)]),
+        ("float64", "double_val", [0.0, -0.0, 0.1 + 0.2, -1e308, float("inf")]),
+        ("string", "string_val", ["", "NL", "Zoë", "x" * 200, "日本" * 100]),
+        ("date", "unix_timestamp_val", [0, 1_700_000_000, -86_400, -(2**63)]),
+    ],
+)
+def test_direct_wire_readers_agree_with_protobuf(value_type, field, values) -> None:
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from pipelines.serving.direct import _READERS, _decode_value
+
+    read = _READERS[value_type]
+    for value in values:
+        data = Value(**{field: value}).SerializeToString()
+        assert read(data) == _decode_value(data), (value_type, value)
+    # Another field than the type's own (as another writer might use) still decodes.
+    other = Value(int32_val=5).SerializeToString()
+    assert read(other) == 5
+    assert read(b"") is None and read(None) is None

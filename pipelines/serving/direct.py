@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from features import REGISTRY
-from pipelines.redis_server import RedisUnavailableError, redis_client
+from pipelines.redis_server import RedisUnavailableError, ensure_redis, redis_client
 from pipelines.serving.encoding import timestamp_micros_from_proto
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.online import OnlineLookupError, resolve_features
@@ -42,6 +42,7 @@ class _ViewSlice:
     """Where one view's requested features and event time sit in an HMGET reply."""
 
     names: tuple[str, ...]
+    readers: tuple[Callable[[bytes | None], Any], ...]
     first: int  # index of the first requested feature in the reply
     ts_index: int
     ttl_seconds: float  # 0: no TTL
@@ -73,6 +74,12 @@ class _HashRead:
         )
 
 
+_NULL_TIMESTAMP = -(2**63)  # Feast's stand-in for a null timestamp
+_DOUBLE = struct.Struct("<d")
+# feast.types.Value tag bytes of the scalar fields the platform writes.
+_TAG_STRING, _TAG_INT64, _TAG_DOUBLE, _TAG_UNIX_TIMESTAMP = 0x12, 0x20, 0x29, 0x40
+
+
 def _decode_value(data: bytes | None) -> Any:
     """A Python value from a serialized `feast.types.Value`, as Feast's to_dict() gives it."""
     if not data:
@@ -85,8 +92,66 @@ def _decode_value(data: bytes | None) -> Any:
         return None
     value = getattr(message, kind)
     if kind == "unix_timestamp_val":
-        return datetime.fromtimestamp(value, tz=UTC)
+        return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=UTC)
     return value
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+# Wire-format readers for the one field each type's values hold: several times faster
+# than building a protobuf message per value. Anything else goes through protobuf.
+def _read_double(data: bytes | None) -> Any:
+    if data and data[0] == _TAG_DOUBLE and len(data) == 9:
+        return _DOUBLE.unpack_from(data, 1)[0]
+    return _decode_value(data)
+
+
+def _read_int64(data: bytes | None) -> Any:
+    if data and data[0] == _TAG_INT64:
+        value, end = _varint(data, 1)
+        if end == len(data):
+            return _signed(value)
+    return _decode_value(data)
+
+
+def _read_string(data: bytes | None) -> Any:
+    if data and data[0] == _TAG_STRING:
+        length, start = _varint(data, 1)
+        if start + length == len(data):
+            return data[start:].decode()
+    return _decode_value(data)
+
+
+def _read_unix_timestamp(data: bytes | None) -> Any:
+    if data and data[0] == _TAG_UNIX_TIMESTAMP:
+        value, end = _varint(data, 1)
+        if end == len(data):
+            seconds = _signed(value)
+            return None if seconds == _NULL_TIMESTAMP else datetime.fromtimestamp(seconds, tz=UTC)
+    return _decode_value(data)
+
+
+_READERS: dict[str, Callable[[bytes | None], Any]] = {
+    "float64": _read_double,
+    "int64": _read_int64,
+    "string": _read_string,
+    "date": _read_unix_timestamp,
+    "timestamp": _read_unix_timestamp,
+}
 
 
 class OnlineReader:
@@ -99,12 +164,11 @@ class OnlineReader:
         redis_url: str | None = None,
         project: str | None = None,
     ) -> None:
-        from pipelines.config import settings
         from pipelines.serving.store import repo_settings
 
         self._views = resolve_features(features)
         self._project = project or repo_settings().project
-        self._url = redis_url or settings().redis_url
+        self._url = redis_url or ensure_redis()
         self._client = redis_client(self._url)
         self._reads = self._plan()
         self._join_keys = sorted(read.join_key for read in self._reads)
@@ -126,9 +190,14 @@ class OnlineReader:
                 first = len(fields)
                 fields += [hashes[name] for name in wanted]
                 fields.append(layout.ts_field)
+                types = dict(layout.features)
                 slices.append(
                     _ViewSlice(
-                        tuple(wanted), first, len(fields) - 1, view.effective_ttl.total_seconds()
+                        names=tuple(wanted),
+                        readers=tuple(_READERS[types[name]] for name in wanted),
+                        first=first,
+                        ts_index=len(fields) - 1,
+                        ttl_seconds=view.effective_ttl.total_seconds(),
                     )
                 )
             view = REGISTRY.view(view_names[0])
@@ -177,7 +246,7 @@ class OnlineReader:
                 key = read.redis_key(value)
                 if key not in positions:
                     positions[key] = len(positions)
-                    pipe.hmget(key, read.fields)
+                    pipe.hmget(key, list(read.fields))  # type: ignore[arg-type]
                 row_keys.append(key)
             keys_per_read.append(row_keys)
             unique.append(positions)
@@ -213,10 +282,10 @@ class OnlineReader:
         for part in read.views:
             hidden = False
             if oldest_us is not None and part.ttl_seconds > 0:
-                event_us = timestamp_micros_from_proto(reply[part.ts_index])
-                hidden = bool(event_us) and event_us < oldest_us - part.ttl_seconds * 1e6
-            for j, name in enumerate(part.names):
-                decoded.append((name, None if hidden else _decode_value(reply[part.first + j])))
+                event_us = timestamp_micros_from_proto(reply[part.ts_index]) or 0
+                hidden = event_us != 0 and event_us < oldest_us - part.ttl_seconds * 1e6
+            for j, (name, decode) in enumerate(zip(part.names, part.readers, strict=True)):
+                decoded.append((name, None if hidden else decode(reply[part.first + j])))
         return decoded
 
     def close(self) -> None:
