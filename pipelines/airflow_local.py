@@ -89,6 +89,8 @@ def task_states(dag_id: str, run_id: str) -> dict[str, str]:
         rows = (
             session.query(TaskInstance.task_id, TaskInstance.state)
             .filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            # In the order they ran; tasks that never started last.
+            .order_by(TaskInstance.start_date.is_(None), TaskInstance.start_date)
             .all()
         )
     return {task_id: str(state) for task_id, state in rows}
