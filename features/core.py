@@ -19,7 +19,8 @@ ingestion times of the events in `[T - max_window, T)`: when the row became know
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
@@ -171,13 +172,16 @@ class Aggregation:
 
     source: EventSource
     op: Op
-    windows: tuple[Window, ...]
+    # Declared as strings ("1h", "7d") or Windows; held as Windows.
+    window_specs: InitVar[Sequence[Window | str]]
     column: str | None = None
     alias: str | None = None
+    windows: tuple[Window, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, window_specs: Sequence[Window | str]) -> None:
         object.__setattr__(self, "op", Op(self.op))
-        object.__setattr__(self, "windows", tuple(Window.parse(w) for w in self.windows))
+        specs = (window_specs,) if isinstance(window_specs, str) else window_specs
+        object.__setattr__(self, "windows", tuple(Window.parse(w) for w in specs))
         if not self.windows:
             raise DeclarationError(f"aggregation {self.op} of {self.column}: no windows")
         if len(set(self.windows)) != len(self.windows):

@@ -6,8 +6,6 @@ to the code they drive. Failures the user can fix print one line and exit 2.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from pipelines.errors import PlatformError
@@ -148,4 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

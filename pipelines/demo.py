@@ -95,7 +95,7 @@ def run_demo(
                     F.min("event_timestamp").alias("first"),
                     F.max("event_timestamp").alias("last"),
                 )
-                .first()
+                .collect()[0]
             )
             _say(
                 f"   {view.table:<28} {stats['rows']:>9,} {stats['entities']:>9,}  "
@@ -140,7 +140,7 @@ def run_demo(
         output = conf.data_dir / "training_sets" / "ctr" / f"{last_day:%Y-%m-%d}"
         test_set = build_training_set(spark, test_labels, "ctr_model", output=str(output))
         train_set = build_training_set(spark, train_labels, "ctr_model")
-        size = test_set.agg(F.count("*").alias("n"), F.avg("clicked").alias("rate")).first()
+        size = test_set.agg(F.count("*").alias("n"), F.avg("clicked").alias("rate")).collect()[0]
         _say(
             f"   training set for {last_day:%Y-%m-%d}: {size['n']:,} rows, label rate {size['rate']:.3%}"
         )

@@ -74,7 +74,7 @@ def train_logistic_baseline(
     auc = BinaryClassificationEvaluator(labelCol="label", metricName="areaUnderROC").evaluate(
         scored
     )
-    stats = test_prepared.agg(F.count("*").alias("n"), F.avg("label").alias("rate")).first()
+    stats = test_prepared.agg(F.count("*").alias("n"), F.avg("label").alias("rate")).collect()[0]
     result = BaselineResult(
         train_rows=train_prepared.count(),
         test_rows=int(stats["n"]),

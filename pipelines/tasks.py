@@ -95,7 +95,7 @@ STEPS: dict[str, Callable[[Any, Interval], dict[str, Any]]] = {
 }
 
 
-def run(step: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+def run(step: str, start: str | datetime | None, end: str | datetime | None) -> dict[str, Any]:
     """Run one pipeline step for `[start, end)` with the configured runner."""
     if step not in STEPS:
         raise PlatformError(f"unknown step {step!r} (known: {', '.join(STEPS)})")
