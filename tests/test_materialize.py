@@ -587,3 +587,39 @@ def test_writer_compares_with_timestamps_written_by_feast(feast_repo, redis_url)
     assert got["country"] == ["feast-1", "ours"]
     assert write_table(redis_url, layout, table(t + timedelta(hours=5), "newest")) == (2, 0)
     assert read_view(view, [1, 2])["country"] == ["newest", "newest"]
+
+
+def test_pipelined_chunks_keep_newer_values_and_count_each_row(redis_url) -> None:
+    import pyarrow as pa
+
+    from pipelines.serving import encoding
+    from pipelines.serving.redis_writer import write_table
+
+    layout = encoding.view_layout("chunks", "v", "member_id", "int64", [("n", "int64")])
+    t = datetime(2031, 7, 1, tzinfo=UTC)
+
+    def table(keys: list[int], hours: list[int]) -> pa.Table:
+        return pa.table(
+            {
+                "member_id": pa.array(keys, pa.int64()),
+                "event_timestamp": pa.array(
+                    [t + timedelta(hours=h) for h in hours], pa.timestamp("us", "UTC")
+                ),
+                "n": pa.array([100 * k + h for k, h in zip(keys, hours, strict=True)], pa.int64()),
+            }
+        )
+
+    keys = list(range(1, 12))
+    # Chunks of 3 rows: 4 chunks, the last one short.
+    assert write_table(redis_url, layout, table(keys, [5] * 11), chunk_rows=3) == (11, 0)
+    # Odd keys older than stored (kept), even keys newer (written): every chunk mixes both.
+    hours = [1 if k % 2 else 9 for k in keys]
+    assert write_table(redis_url, layout, table(keys, hours), chunk_rows=3) == (5, 6)
+    client = redis_client(redis_url)
+    redis_keys = encoding.encode_entity_keys(layout, pa.array(keys, pa.int64())).to_pylist()
+    stored = [client.hget(key, layout.field_hashes[0]) for key in redis_keys]
+    expected = encoding.encode_values(
+        pa.array([100 * k + (5 if k % 2 else 9) for k in keys], pa.int64()), "int64"
+    ).to_pylist()
+    assert stored == expected
+    client.close()

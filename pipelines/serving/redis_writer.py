@@ -1,8 +1,8 @@
 """Write Arrow batches of one feature view to Redis in Feast's layout, from Spark executors.
 
-Per chunk of rows, two pipelined round trips, like Feast's own writer: first the
-stored `_ts:<view>` of every key (HGET), then one HSET per row whose event time is
-not older than the stored one. The commands are built column-wise straight into
+Per chunk of rows, like Feast's own writer: first the stored `_ts:<view>` of every
+key (HGET), then one HSET per row whose event time is not older than the stored
+one; consecutive chunks overlap (`write_chunks`). The commands are built column-wise straight into
 the Redis protocol (`encoding.resp_commands`), so no Python object is created per
 value. A newer stored value is never replaced by an older row; a row with the same
 event time is rewritten (the same bytes on a rerun, or a late correction of that
@@ -41,67 +41,98 @@ def _event_micros(column: pa.Array) -> np.ndarray:
     return np.asarray(as_micros.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _round_trip(conn: redis.connection.Connection, commands: pa.BinaryArray) -> list[object]:
+def _send(conn: redis.connection.Connection, commands: pa.BinaryArray) -> int:
     conn.send_packed_command([packed_buffer(commands)])
-    return [conn.read_response() for _ in range(len(commands))]
+    return len(commands)
 
 
-def write_chunk(
-    conn: redis.connection.Connection, layout: ViewLayout, chunk: pa.RecordBatch
-) -> tuple[int, int]:
-    """Write one chunk (unique entities); return (rows written, rows skipped as older)."""
-    total = chunk.num_rows
-    if total == 0:
-        return 0, 0
-    keys = encode_entity_keys(layout, chunk.column(layout.join_key))
-    event_times = chunk.column(EVENT_TIMESTAMP)
-    stored = _round_trip(conn, resp_commands([b"HGET", keys, layout.ts_field]))
-    new_micros = _event_micros(event_times)
-    keep = np.ones(total, dtype=bool)
-    for i, value in enumerate(stored):
-        if value is not None:
-            keep[i] = timestamp_micros_from_proto(value) <= new_micros[i]  # type: ignore[arg-type, operator]
-    kept = int(keep.sum())
-    if kept == 0:
-        return 0, total
-    if kept < total:
-        mask = pa.array(keep)
-        chunk = chunk.filter(mask)
-        keys = keys.filter(mask)
-        event_times = chunk.column(EVENT_TIMESTAMP)
+def _replies(conn: redis.connection.Connection, count: int) -> list[object]:
+    return [conn.read_response() for _ in range(count)]
+
+
+def _hset_commands(layout: ViewLayout, chunk: pa.RecordBatch, keys: pa.Array) -> pa.BinaryArray:
     args: list[bytes | pa.Array] = [b"HSET", keys, layout.ts_field]
-    args.append(encode_event_timestamps(event_times))
+    args.append(encode_event_timestamps(chunk.column(EVENT_TIMESTAMP)))
     for (name, value_type), field in zip(layout.features, layout.field_hashes, strict=True):
         args += [field, encode_values(chunk.column(name), value_type)]
-    _round_trip(conn, resp_commands(args))
-    return kept, total - kept
+    return resp_commands(args)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A chunk whose HGETs of the stored event times are sent, with its HSETs encoded."""
+
+    rows: pa.RecordBatch
+    keys: pa.Array
+    hsets: pa.BinaryArray
+
+
+def _start_chunk(
+    conn: redis.connection.Connection, layout: ViewLayout, rows: pa.RecordBatch
+) -> _Chunk:
+    keys = encode_entity_keys(layout, rows.column(layout.join_key))
+    _send(conn, resp_commands([b"HGET", keys, layout.ts_field]))
+    # Encoded while Redis answers (and finishes the previous chunk's HSETs).
+    return _Chunk(rows, keys, _hset_commands(layout, rows, keys))
+
+
+def write_chunks(
+    conn: redis.connection.Connection, layout: ViewLayout, chunks: Iterator[pa.RecordBatch]
+) -> Iterator[tuple[int, int]]:
+    """Write chunks of unique entities; yield (rows written, rows skipped as older) per chunk.
+
+    Pipelined over chunks: the next chunk's HGETs are sent, and its HSETs encoded,
+    before this chunk's HSET replies are read, so the client encodes while Redis
+    writes. Redis runs a connection's commands in order, and a partition's chunks
+    hold distinct entities, so each chunk's HGETs see every earlier chunk written.
+    """
+    pending = (rows for rows in chunks if rows.num_rows)
+    first = next(pending, None)
+    current = None if first is None else _start_chunk(conn, layout, first)
+    while current is not None:
+        total = current.rows.num_rows
+        stored = _replies(conn, total)
+        new_micros = _event_micros(current.rows.column(EVENT_TIMESTAMP))
+        keep = np.ones(total, dtype=bool)
+        for i, value in enumerate(stored):
+            if value is not None:
+                keep[i] = timestamp_micros_from_proto(value) <= new_micros[i]  # type: ignore[arg-type, operator]
+        kept = int(keep.sum())
+        hsets = current.hsets
+        if 0 < kept < total:
+            mask = pa.array(keep)
+            hsets = _hset_commands(layout, current.rows.filter(mask), current.keys.filter(mask))
+        sent = _send(conn, hsets) if kept else 0
+        following = next(pending, None)
+        current = None if following is None else _start_chunk(conn, layout, following)
+        _replies(conn, sent)
+        yield kept, total - kept
 
 
 @dataclass(frozen=True)
 class PartitionWriter:
-    """The function Spark runs per partition (`mapInArrow`); yields one count row per batch."""
+    """The function Spark runs per partition (`mapInArrow`); yields one count row per chunk."""
 
     layout: ViewLayout
     redis_url: str
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+    def _chunks(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for start in range(0, batch.num_rows, self.chunk_rows):
+                yield batch.slice(start, self.chunk_rows)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pipelines.redis_server import redis_client
 
         client = redis_client(self.redis_url)
         conn = client.connection_pool.get_connection()
+        schema = pa.schema([("rows", pa.int64()), ("written", pa.int64()), ("skipped", pa.int64())])
         try:
-            for batch in batches:
-                written = skipped = 0
-                for start in range(0, batch.num_rows, self.chunk_rows):
-                    w, s = write_chunk(conn, self.layout, batch.slice(start, self.chunk_rows))
-                    written += w
-                    skipped += s
+            for written, skipped in write_chunks(conn, self.layout, self._chunks(batches)):
                 yield pa.RecordBatch.from_pydict(
-                    {"rows": [batch.num_rows], "written": [written], "skipped": [skipped]},
-                    schema=pa.schema(
-                        [("rows", pa.int64()), ("written", pa.int64()), ("skipped", pa.int64())]
-                    ),
+                    {"rows": [written + skipped], "written": [written], "skipped": [skipped]},
+                    schema=schema,
                 )
         except BaseException:
             conn.disconnect()  # replies may be pending: never reuse this connection
