@@ -9,7 +9,9 @@ directory, starts a throwaway redis-server, and measures, in one process:
 - platform: `pipelines.serving.materialize` (Spark executors encode column-wise and
   pipeline HGET/HSET straight to Redis), on all entities;
 - Feast `local` engine and Feast `spark.engine`: `FeatureStore.materialize` on the
-  first `--feast-entities` entities (they are too slow for all of them), with the
+  first `--feast-entities` entities (they are too slow for all of them; the local
+  engine, which pulls the table into this process, was killed by the kernel's OOM
+  killer at 19.5 GB resident on 1 M x 40), with the
   platform also timed on that subset;
 - raw HSET: the ceiling, a redis-py pipeline (1 000 entities per round trip) of
   HSETs whose keys and values were encoded beforehand, on `--raw-entities`.
