@@ -10,7 +10,7 @@ way), and the tests compare the two on the same data. It skips Feast's per-reque
 machinery: the request plan (Redis keys' prefix, hash fields, decoders, TTLs) is
 built once, each entity hash is read with one HMGET for all the views keyed by that
 entity (Feast sends one per view and row), repeated entities in a request are read
-once, and values are decoded straight from protobuf. That Python machinery, not
+once, and values are decoded straight from the protobuf wire format. That Python machinery, not
 Redis, is most of Feast's latency for batches of entity rows (bench/online_latency.py).
 
 Feast's `FeatureStore.get_online_features` and `feast serve` remain the reference
@@ -29,12 +29,17 @@ from typing import Any
 
 from features import REGISTRY
 from pipelines.redis_server import RedisUnavailableError, ensure_redis, redis_client
-from pipelines.serving.encoding import timestamp_micros_from_proto
+from pipelines.serving.encoding import (
+    TAG_DOUBLE,
+    TAG_INT64,
+    TAG_STRING,
+    TAG_UNIX_TIMESTAMP,
+    entity_key_head,
+    entity_key_value,
+    timestamp_micros_from_proto,
+)
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.online import OnlineLookupError, resolve_features
-
-_VALUE_TYPE_STRING = 2
-_VALUE_TYPE_INT64 = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class _HashRead:
 
     join_key: str
     join_key_type: str
-    key_head: bytes  # serialized entity key up to the value bytes
+    key_head: bytes  # serialized entity key up to the value
     key_tail: bytes  # the project name
     fields: tuple[bytes, ...]
     views: tuple[_ViewSlice, ...]
@@ -62,22 +67,16 @@ class _HashRead:
     def redis_key(self, value: Any) -> bytes:
         if self.join_key_type == "int64":
             try:
-                number = operator.index(value)
+                value = operator.index(value)
             except TypeError:
                 raise OnlineLookupError(
                     f"{self.join_key} must be an integer, got {value!r}"
                 ) from None
-            return self.key_head + struct.pack("<IIq", _VALUE_TYPE_INT64, 8, number) + self.key_tail
-        raw = str(value).encode()
-        return (
-            self.key_head + struct.pack("<II", _VALUE_TYPE_STRING, len(raw)) + raw + self.key_tail
-        )
+        return self.key_head + entity_key_value(self.join_key_type, value) + self.key_tail
 
 
 _NULL_TIMESTAMP = -(2**63)  # Feast's stand-in for a null timestamp
 _DOUBLE = struct.Struct("<d")
-# feast.types.Value tag bytes of the scalar fields the platform writes.
-_TAG_STRING, _TAG_INT64, _TAG_DOUBLE, _TAG_UNIX_TIMESTAMP = 0x12, 0x20, 0x29, 0x40
 
 
 def _decode_value(data: bytes | None) -> Any:
@@ -115,13 +114,13 @@ def _signed(value: int) -> int:
 # Wire-format readers for the one field each type's values hold: several times faster
 # than building a protobuf message per value. Anything else goes through protobuf.
 def _read_double(data: bytes | None) -> Any:
-    if data and data[0] == _TAG_DOUBLE and len(data) == 9:
+    if data and data[0] == TAG_DOUBLE and len(data) == 9:
         return _DOUBLE.unpack_from(data, 1)[0]
     return _decode_value(data)
 
 
 def _read_int64(data: bytes | None) -> Any:
-    if data and data[0] == _TAG_INT64:
+    if data and data[0] == TAG_INT64:
         value, end = _varint(data, 1)
         if end == len(data):
             return _signed(value)
@@ -129,7 +128,7 @@ def _read_int64(data: bytes | None) -> Any:
 
 
 def _read_string(data: bytes | None) -> Any:
-    if data and data[0] == _TAG_STRING:
+    if data and data[0] == TAG_STRING:
         length, start = _varint(data, 1)
         if start + length == len(data):
             return data[start:].decode()
@@ -137,7 +136,7 @@ def _read_string(data: bytes | None) -> Any:
 
 
 def _read_unix_timestamp(data: bytes | None) -> Any:
-    if data and data[0] == _TAG_UNIX_TIMESTAMP:
+    if data and data[0] == TAG_UNIX_TIMESTAMP:
         value, end = _varint(data, 1)
         if end == len(data):
             seconds = _signed(value)
@@ -201,12 +200,11 @@ class OnlineReader:
                     )
                 )
             view = REGISTRY.view(view_names[0])
-            name = join_key.encode()
             reads.append(
                 _HashRead(
                     join_key=join_key,
                     join_key_type=view.entity.value_type,
-                    key_head=struct.pack("<III", 1, _VALUE_TYPE_STRING, len(name)) + name,
+                    key_head=entity_key_head(join_key),
                     key_tail=self._project.encode(),
                     fields=tuple(fields),
                     views=tuple(slices),

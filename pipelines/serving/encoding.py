@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # feast.types.Value field numbers -> protobuf tag bytes (field << 3 | wire type).
-_TAG_STRING = 0x12  # string_val = 2, length-delimited
-_TAG_INT64 = 0x20  # int64_val = 4, varint
-_TAG_DOUBLE = 0x29  # double_val = 5, 64-bit
-_TAG_UNIX_TIMESTAMP = 0x40  # unix_timestamp_val = 8, varint
+TAG_STRING = 0x12  # string_val = 2, length-delimited
+TAG_INT64 = 0x20  # int64_val = 4, varint
+TAG_DOUBLE = 0x29  # double_val = 5, 64-bit
+TAG_UNIX_TIMESTAMP = 0x40  # unix_timestamp_val = 8, varint
 # google.protobuf.Timestamp: seconds = 1 (varint), nanos = 2 (varint).
 _TAG_SECONDS = 0x08
 _TAG_NANOS = 0x10
@@ -152,21 +152,21 @@ def encode_values(column: pa.Array, value_type: str) -> pa.BinaryArray:
         column = column.combine_chunks()
     present = _valid(column)
     if value_type == "int64":
-        return _tagged_varints(_TAG_INT64, _int_values(column.cast(pa.int64())), present)
+        return _tagged_varints(TAG_INT64, _int_values(column.cast(pa.int64())), present)
     if value_type == "float64":
         doubles = np.asarray(pc.fill_null(column.cast(pa.float64()), 0.0).to_numpy(), dtype="<f8")
-        return _fixed_rows(bytes([_TAG_DOUBLE]), doubles, present & ~np.isnan(doubles))
+        return _fixed_rows(bytes([TAG_DOUBLE]), doubles, present & ~np.isnan(doubles))
     if value_type == "string":
         data = _as_binary(column)
         lengths = np.asarray(pc.binary_length(data).to_numpy(zero_copy_only=False), np.int64)
-        prefix = _tagged_varints(_TAG_STRING, lengths, present)
+        prefix = _tagged_varints(TAG_STRING, lengths, present)
         return pc.binary_join_element_wise(prefix, data, b"")
     if value_type == "date":
         days = _int_values(column.cast(pa.int32())).astype(np.int64)
-        return _tagged_varints(_TAG_UNIX_TIMESTAMP, days * _SECONDS_PER_DAY, present)
+        return _tagged_varints(TAG_UNIX_TIMESTAMP, days * _SECONDS_PER_DAY, present)
     if value_type == "timestamp":
         micros = _timestamp_micros(column)
-        return _tagged_varints(_TAG_UNIX_TIMESTAMP, np.floor_divide(micros, _MICROS), present)
+        return _tagged_varints(TAG_UNIX_TIMESTAMP, np.floor_divide(micros, _MICROS), present)
     raise ValueError(f"unsupported value type {value_type!r}")
 
 
@@ -216,14 +216,27 @@ def timestamp_micros_from_proto(data: bytes | None) -> int | None:
 # --- entity keys ------------------------------------------------------------------
 
 
+def entity_key_head(join_key: str) -> bytes:
+    """A serialized entity key (version 3) of one join key, up to its value."""
+    name = join_key.encode()
+    return struct.pack("<III", 1, _VALUE_TYPE_STRING, len(name)) + name
+
+
+def entity_key_value(join_key_type: str, value: int | str) -> bytes:
+    """The value part of a serialized entity key: value type, length and bytes."""
+    if join_key_type == "int64":
+        return struct.pack("<IIq", _VALUE_TYPE_INT64, 8, value)
+    raw = str(value).encode()
+    return struct.pack("<II", _VALUE_TYPE_STRING, len(raw)) + raw
+
+
 def encode_entity_keys(layout: ViewLayout, column: pa.Array) -> pa.BinaryArray:
     """Redis hash key per row: Feast's serialized entity key (version 3) + the project name."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if column.null_count:
         raise ValueError(f"join key {layout.join_key} must not be null")
-    name = layout.join_key.encode()
-    head = struct.pack("<III", 1, _VALUE_TYPE_STRING, len(name)) + name
+    head = entity_key_head(layout.join_key)
     project = layout.project.encode()
     n = len(column)
     if layout.join_key_type == "int64":

@@ -2,8 +2,8 @@
 
 Per chunk of rows, like Feast's own writer: first the stored `_ts:<view>` of every
 key (HGET), then one HSET per row whose event time is not older than the stored
-one; consecutive chunks overlap (`write_chunks`). The commands are built column-wise straight into
-the Redis protocol (`encoding.resp_commands`), so no Python object is created per
+one; consecutive chunks overlap (`write_chunks`). The commands are built
+column-wise straight into the Redis protocol (`encoding.resp_commands`), so no Python object is created per
 value. A newer stored value is never replaced by an older row; a row with the same
 event time is rewritten (the same bytes on a rerun, or a late correction of that
 row). A Lua compare-and-set script would make the check atomic but measured
