@@ -10,7 +10,9 @@ Zipf-skewed too (one ad gets about a tenth of them), so a range join explodes on
 popular entities.
 
 Timed, in one Spark session with the same settings, each writing its result:
-- platform: `build_training_set(..., output=<delta path>)`;
+- platform: `build_training_set(..., output=<delta path>)`, with the default skew
+  policy (no key here has the million label rows that make it hot) and with the hot
+  ad split into time buckets anyway, to show what splitting costs at this size;
 - Feast 0.67: `FeatureStore.get_historical_features(...).to_spark_df()` written to
   Delta. Its range join is quadratic in the rows of popular entities, so it runs on
   the first `--feast-labels` labels and is compared by labels per second (the
@@ -228,10 +230,13 @@ def feast_store(spark, workdir: Path):
     return store
 
 
-def run_platform(spark, labels: str, output: str) -> None:
-    from pipelines.training import build_training_set
+def run_platform(spark, labels: str, output: str, split_hot_keys: bool = False) -> None:
+    from pipelines.training import SkewPolicy, build_training_set
 
-    build_training_set(spark, labels, FEATURES, output=output)
+    # The default policy splits only keys with a million label rows or more; this one
+    # also splits the hot ad (about 145 k labels), to show what splitting costs here.
+    skew = SkewPolicy(min_hot_labels=100_000) if split_hot_keys else None
+    build_training_set(spark, labels, FEATURES, output=output, skew=skew)
 
 
 def run_feast(spark, store, labels: str, output: str) -> None:
@@ -376,6 +381,8 @@ def main() -> None:
         rows = [
             measure("platform, all labels", args.labels, args.repeats, jvm_pid,
                     lambda: run_platform(spark, "bench.labels", str(out / "platform"))),
+            measure("platform, hot ad split", args.labels, args.repeats, jvm_pid,
+                    lambda: run_platform(spark, "bench.labels", str(out / "platform_split"), True)),
             measure("duckdb, all labels", args.labels, args.repeats, jvm_pid,
                     lambda: run_duckdb(duckdb_query(parquet, ttls, None), out / "duckdb.parquet")),
             measure(f"platform, {n_sub:,} labels", n_sub, args.repeats, jvm_pid,
@@ -385,7 +392,7 @@ def main() -> None:
             measure(f"duckdb, {n_sub:,} labels", n_sub, args.repeats, jvm_pid,
                     lambda: run_duckdb(duckdb_query(parquet, ttls, n_sub), out / "duckdb_subset.parquet")),
         ]  # fmt: skip
-        platform, duck, platform_sub, feast, duck_sub = rows
+        platform, split, duck, platform_sub, feast, duck_sub = rows
 
         print("\nagreement (rows differing, counted both ways):", flush=True)
         read_delta = spark.read.format("delta").load
@@ -393,6 +400,8 @@ def main() -> None:
             f"  platform vs duckdb, all labels : "
             f"{mismatches(spark, read_delta(str(out / 'platform')), spark.read.parquet(str(out / 'duckdb.parquet')))}"
         )
+        print(f"  platform, hot ad split vs not  : "
+              f"{mismatches(spark, read_delta(str(out / 'platform')), read_delta(str(out / 'platform_split')))}")  # fmt: skip
         print(f"  platform vs feast, subset      : "
               f"{mismatches(spark, read_delta(str(out / 'platform_subset')), read_delta(str(out / 'feast_subset')))}")  # fmt: skip
 
@@ -413,6 +422,10 @@ def main() -> None:
         print(
             f"  platform vs feast (labels/s, platform on all)  : "
             f"{platform.rate / feast.rate:.1f}x faster"
+        )
+        print(
+            f"  hot ad split / not split (all labels, time)    : "
+            f"{split.median / platform.median:.2f}x"
         )
         print(
             f"  platform / duckdb (all labels, time)           : "

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 from training_oracle import (
@@ -33,7 +34,7 @@ from training_oracle import (
 )
 
 from pipelines.training import build_training_set
-from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
+from pipelines.training.asof import SkewPolicy, _hot_keys, label_stats, point_in_time_join
 from pipelines.training.spec import ViewRead
 
 
@@ -187,7 +188,7 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
     )
     view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0)
     stats = label_stats(labels, "t")
-    all_hot = SkewPolicy(min_labels=0, hot_share=0.0, buckets=100)
+    all_hot = SkewPolicy(min_hot_labels=0, hot_share=0.0, buckets=100)
     for known in (False, True):
         split, whole = (
             point_in_time_join(
@@ -202,3 +203,52 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
         )
         assertDataFrameEqual(split, whole)
         assert sum(r.v is not None for r in split) > 30
+
+
+def test_hot_keys_are_found_for_every_join_key_in_one_pass(spark):
+    """Two join keys of different types: each gets its own hot keys (null keys never
+    count), and splitting both into buckets leaves the training set unchanged."""
+    labels = spark.createDataFrame(
+        [(1, "a", B + timedelta(hours=n)) for n in range(6)]
+        + [(2, "a", B + timedelta(hours=n)) for n in range(3)]
+        + [(3, "b", B + timedelta(hours=n)) for n in range(2)]
+        + [(None, "c", B + timedelta(hours=n)) for n in range(7)],
+        "m long, ad string, t timestamp",
+    )
+    member = ViewRead("member", "unused", "m", "int64", 0, ("mv",), "hash", 0)
+    ad = ViewRead("ad", "unused", "ad", "string", 5 * 3600, ("av",), "hash", 0)
+    stats = label_stats(labels, "t")
+    rows = labels.select(F.struct("m", "ad", "t").alias("__pit_label"))
+    policy = SkewPolicy(min_hot_labels=3, hot_share=0.0)
+    assert _hot_keys(rows, [member, ad], stats, policy) == [[1, 2], ["a", "c"]]
+    assert _hot_keys(rows, [member, ad], stats, SkewPolicy()) == [[], []]
+
+    member_rows = spark.createDataFrame(
+        [(k, B + timedelta(hours=n * 0.5), B + timedelta(hours=n), k * 100 + n)
+         for k in (1, 2, 3) for n in range(12)],
+        "m long, event_timestamp timestamp, created_timestamp timestamp, mv long",
+    )  # fmt: skip
+    ad_rows = spark.createDataFrame(
+        [(k, B + timedelta(hours=n * 0.7), B + timedelta(hours=n), n)
+         for k in ("a", "b", "c") for n in range(10)],
+        "ad string, event_timestamp timestamp, created_timestamp timestamp, av long",
+    )  # fmt: skip
+    split_policy = SkewPolicy(
+        min_hot_labels=3, hot_share=0.0, buckets=4, min_bucket_width=timedelta(0)
+    )
+    for known in (False, True):
+        split, whole = (
+            point_in_time_join(
+                labels,
+                [(member, member_rows), (ad, ad_rows)],
+                timestamp_column="t",
+                stats=stats,
+                skew=skew,
+                as_known_at=known,
+            ).collect()
+            for skew in (split_policy, SkewPolicy())
+        )
+        assertDataFrameEqual(split, whole)
+        assert (
+            sum(r.mv is not None for r in whole) >= 8 and sum(r.av is not None for r in whole) >= 8
+        )

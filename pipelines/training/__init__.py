@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pipelines.training.api import TrainingSetError, build_training_set
+from pipelines.training.asof import SkewPolicy
 from pipelines.training.labels import click_labels, ctr_labels, write_ctr_labels
 from pipelines.training.reproduce import reproduce
 
 __all__ = [
+    "SkewPolicy",
     "TrainingSetError",
     "build_training_set",
     "click_labels",

@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 from features import REGISTRY, DeclarationError, Registry
 from pipelines.errors import MissingTableError, PlatformError
 from pipelines.training import delta
-from pipelines.training.asof import label_stats, point_in_time_join
+from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
 from pipelines.training.metadata import LabelsRecord, TrainingSetRecord
 from pipelines.training.spec import FeatureSelection, ViewRead, select_features
 
@@ -44,6 +44,7 @@ def build_training_set(
     timestamp_column: str = "event_timestamp",
     output: str | None = None,
     as_known_at: bool = False,
+    skew: SkewPolicy | None = None,
 ) -> DataFrame:
     """Join every label row to the features as they were at its timestamp.
 
@@ -57,6 +58,8 @@ def build_training_set(
     Feast does by default), one row per label row. With `output` (a Delta path or a
     catalog table), the training set is written there in one commit, together with
     what is needed to rebuild it (`pipelines.training.reproduce`), and read back.
+    `skew` sets when an entity counts as hot and is split over several tasks; it
+    changes how the work is spread, never the rows.
     """
     selection = _select(REGISTRY, features)
     output_ref = delta.normalize(output) if output is not None else None
@@ -68,7 +71,7 @@ def build_training_set(
         raise TrainingSetError(f"output {output_ref} is the labels table itself")
 
     if output_ref is None:
-        return join_features(spark, loaded.df, views, timestamp_column, as_known_at)
+        return join_features(spark, loaded.df, views, timestamp_column, as_known_at, skew)
 
     labels_record = loaded.pinned or _snapshot_labels(loaded, output_ref)
     labels_df = delta.read_at(spark, labels_record.ref, labels_record.version)
@@ -80,7 +83,7 @@ def build_training_set(
         definitions_hash=selection.definitions_hash,
         labels=labels_record,
     )
-    result = join_features(spark, labels_df, views, timestamp_column, as_known_at)
+    result = join_features(spark, labels_df, views, timestamp_column, as_known_at, skew)
     delta.replace_with_properties(result, output_ref, record.to_properties())
     return delta.read_latest(spark, output_ref)
 
@@ -91,6 +94,7 @@ def join_features(
     views: tuple[ViewRead, ...],
     timestamp_column: str,
     as_known_at: bool,
+    skew: SkewPolicy | None = None,
 ) -> DataFrame:
     """The join itself, on feature tables read at the versions recorded in `views`."""
     tables = []
@@ -104,6 +108,7 @@ def join_features(
         timestamp_column=timestamp_column,
         stats=label_stats(labels, timestamp_column),
         as_known_at=as_known_at,
+        skew=skew,
     )
 
 

@@ -13,17 +13,22 @@ How, per entity key (views on the same key are joined in one pass, one shuffle):
    sorted by (visible time, kind): a feature row at the same instant as a label sorts
    first, so it is visible to it. The visible time of a feature row is its
    `event_timestamp`, or, as known at, `greatest(event_timestamp, created_timestamp)`.
-2. A running `max(struct(event_timestamp, created_timestamp, values...))` over that
-   order gives each label row the best feature row visible to it: the greatest event
-   time, then the greatest created time, then (only to be deterministic when two rows
-   tie on both) the greatest values. Carrying a whole struct keeps a row's null values
-   null instead of filling them from older rows, as `last(ignorenulls)` per column would.
-3. Hot keys (more than `SkewPolicy.hot_share` of the label rows) are also split by
-   time bucket, so one popular entity does not land in one task (Spark's adaptive skew
-   handling only splits joins, not windows). Every (hot key, bucket) with labels gets
-   one "carry-in" row: the best feature row of all its earlier buckets, from a running
-   max over per-bucket maxima (a few rows per bucket, however hot the key). Label rows
-   that cannot match (null key or null time) are spread over salted partitions.
+2. A running aggregate over that order gives each label row the best feature row
+   visible to it: the greatest event time, then the greatest created time, then (only
+   to be deterministic when two rows tie on both) the greatest values. Each view's
+   row travels as one struct, so a row's null values stay null instead of being filled
+   from older rows, as `last(ignorenulls)` per column would do. By default the visible
+   time is the event time, so the rows are also ordered by that struct and the best
+   row is simply the last one (`last(struct, ignorenulls)`). As known at, the visible
+   time is when a row became known, which does not order rows by event time, so a
+   running `max(struct)` picks the best one (a struct comparison per row: slower).
+3. Hot keys (at least `SkewPolicy.min_hot_labels` label rows and more than
+   `SkewPolicy.hot_share` of them) are also split by time bucket, so one popular
+   entity does not land in one task (Spark's adaptive skew handling only splits joins,
+   not windows). Every (hot key, bucket) with labels gets one "carry-in" row: the best
+   feature row of all its earlier buckets, from a running max over per-bucket maxima
+   (a few rows per bucket, however hot the key). Label rows that cannot match (null key
+   or null time) are spread over salted partitions.
 4. The TTL check is applied to the chosen row. The label row travels whole through the
    sort (no join back), so every label row comes out exactly once, duplicates included.
 
@@ -34,7 +39,7 @@ with a TTL, `>= earliest label time - ttl`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,8 +74,11 @@ _WHOLE_KEY = 0
 class SkewPolicy:
     """When a key counts as hot, and into how many time buckets hot keys are split."""
 
-    min_labels: int = 100_000  # with fewer label rows no task is overloaded: skip the check
-    hot_share: float = 0.01  # a key with more than this share of the label rows is hot
+    # A key is hot with at least this many label rows. Below it, one task sorts a key's
+    # rows easily, and splitting costs more than it saves: a second scan of the key's
+    # feature rows and a carry-in aggregate (see bench/training_set.py).
+    min_hot_labels: int = 1_000_000
+    hot_share: float = 0.01  # ... and more than this share of the label rows
     max_hot_keys: int = 512
     buckets: int = 64  # over the label time range
     min_bucket_width: timedelta = timedelta(minutes=1)
@@ -132,8 +140,9 @@ def point_in_time_join(
                 out = out.withColumn(name, F.lit(None).cast(table.schema[name].dataType))
     else:
         width_us = bucket_width(stats, policy) // timedelta(microseconds=1)
-        for group in _group_by_key(views):
-            hot = _hot_keys(rows, group[0][0], stats, policy)
+        groups = _group_by_key(views)
+        hot_keys = _hot_keys(rows, [group[0][0] for group in groups], stats, policy)
+        for group, hot in zip(groups, hot_keys, strict=True):
             out = _join_key_group(
                 out, rows, group, hot, stats=stats, width_us=width_us, as_known_at=as_known_at
             )
@@ -141,21 +150,34 @@ def point_in_time_join(
     return out.select(*[F.col(_LABEL)[c].alias(c) for c in label_columns], *features)
 
 
-def _hot_keys(rows: DataFrame, view: ViewRead, stats: LabelStats, policy: SkewPolicy) -> list[Any]:
-    """The keys with more than `hot_share` of the label rows (a bounded list, to the driver)."""
-    if stats.rows < policy.min_labels:
-        return []
-    key = _label_key(view)
-    threshold = int(stats.rows * policy.hot_share)
+def _hot_keys(
+    rows: DataFrame, views: list[ViewRead], stats: LabelStats, policy: SkewPolicy
+) -> list[list[Any]]:
+    """Per join key (one view each), the keys with more label rows than the policy
+    allows: one aggregate over the labels for all join keys (grouping sets), and a
+    bounded list to the driver."""
+    if stats.rows < policy.min_hot_labels:
+        return [[] for _ in views]
+    threshold = max(int(stats.rows * policy.hot_share), policy.min_hot_labels - 1)
+    names = [f"{_KEY}_{n}" for n in range(len(views))]
+    keys = rows.select(
+        *[_label_key(view).alias(name) for view, name in zip(views, names, strict=True)]
+    )
     counts = (
-        rows.where(key.isNotNull())
-        .groupBy(key.alias(_KEY))
-        .count()
+        keys.groupingSets([[name] for name in names], *names)
+        .agg(F.count(F.lit(1)).alias("count"), F.grouping_id().alias("set"))
         .where(F.col("count") > threshold)
         .orderBy(F.desc("count"))
-        .limit(policy.max_hot_keys)
+        .limit(policy.max_hot_keys * len(views))
+        .collect()
     )
-    return [row[_KEY] for row in counts.collect()]
+    everything_but = (1 << len(names)) - 1  # grouping_id bit i: column i aggregated away
+    hot: list[list[Any]] = []
+    for n, name in enumerate(names):
+        own_set = everything_but - (1 << (len(names) - 1 - n))
+        found = [r[name] for r in counts if r["set"] == own_set and r[name] is not None]
+        hot.append(found[: policy.max_hot_keys])
+    return hot
 
 
 def _join_key_group(
@@ -225,9 +247,18 @@ def _join_key_group(
         carry_ins = _carry_ins(feature_rows.where(is_hot(F.col(_KEY))), hot_label_buckets, structs)
         everything = everything.unionByName(carry_ins, allowMissingColumns=True)
 
+    order = [F.col(_VISIBLE).asc_nulls_first(), F.col(_KIND).asc()]
+    best_so_far: Callable[[str], Column]
+    if as_known_at:
+        best_so_far = F.max
+    else:
+        # Rows at the same event time are ordered by their struct (created time first),
+        # so the last row seen is the best one.
+        order += [F.col(state).asc_nulls_first() for state in structs]
+        best_so_far = _last_non_null
     running = (
         Window.partitionBy(_KEY, _BUCKET)
-        .orderBy(F.col(_VISIBLE).asc_nulls_first(), F.col(_KIND).asc())
+        .orderBy(*order)
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     best = everything.select(
@@ -235,7 +266,7 @@ def _join_key_group(
         F.col(_TIME),
         F.col(_KIND),
         *[F.col(c) for c in carried],
-        *[F.max(state).over(running).alias(state) for state in structs],
+        *[best_so_far(state).over(running).alias(state) for state in structs],
     ).where(F.col(_KIND) == _LABEL_ROW)
 
     new_features = []
@@ -310,6 +341,10 @@ def _carry_ins(feature_rows: DataFrame, label_buckets: DataFrame, structs: list[
             *structs,
         )
     )
+
+
+def _last_non_null(column: str) -> Column:
+    return F.last(column, ignorenulls=True)
 
 
 def _group_by_key(
