@@ -168,6 +168,7 @@ def _hot_keys(
         .agg(F.count(F.lit(1)).alias("count"), F.grouping_id().alias("set"))
         .where(F.col("count") > threshold)
         .orderBy(F.desc("count"))
+        # A shared bound; a join key left past it is just not split (speed, not rows).
         .limit(policy.max_hot_keys * len(views))
         .collect()
     )
