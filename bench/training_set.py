@@ -21,7 +21,8 @@ Timed, in one Spark session with the same settings, each writing its result:
   to Parquet (feature rows deduplicated to the latest created per event time first,
   as an as-of join cannot break ties itself).
 
-Reports medians over `--repeats` (after one warm-up run each), rates, ratios, peak
+Reports medians over `--repeats` (after one warm-up run each; the two platform variants
+take turns, as a Spark process keeps getting faster for a while), rates, ratios, peak
 resident memory (driver process and JVM) per method, and checks that the three
 agree row for row.
 """
@@ -328,6 +329,32 @@ def measure(name: str, labels: int, repeats: int, jvm_pid: int, run: Callable[[]
     return result
 
 
+def measure_alternating(
+    methods: list[tuple[str, Callable[[], Any]]], labels: int, repeats: int, jvm_pid: int
+) -> list[Measured]:
+    """Like `measure`, for methods compared with each other: one warm-up each, then the
+    repeats take turns, so the JIT warming up over a process favours none of them.
+    The peaks are shared."""
+    for _, run in methods:
+        run()
+    seconds: list[list[float]] = [[] for _ in methods]
+    with PeakMemory(jvm_pid) as peak:
+        for _ in range(repeats):
+            for n, (_, run) in enumerate(methods):
+                started = time.perf_counter()
+                run()
+                seconds[n].append(time.perf_counter() - started)
+    results = []
+    for (name, _), times in zip(methods, seconds, strict=True):
+        result = Measured(name, labels, times, peak.driver, peak.jvm)
+        print(
+            f"  {name:<28} {result.median:8.2f} s  ({', '.join(f'{t:.1f}' for t in times)})",
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
 def mismatches(spark, a, b) -> int:
     columns = [c for c in a.columns if c in b.columns]
     a, b = a.select(*columns), b.select(*columns)
@@ -379,10 +406,12 @@ def main() -> None:
         n_sub = min(args.feast_labels, args.labels)
         print("timing (median of repeats, after a warm-up run):", flush=True)
         rows = [
-            measure("platform, all labels", args.labels, args.repeats, jvm_pid,
-                    lambda: run_platform(spark, "bench.labels", str(out / "platform"))),
-            measure("platform, hot ad split", args.labels, args.repeats, jvm_pid,
-                    lambda: run_platform(spark, "bench.labels", str(out / "platform_split"), True)),
+            *measure_alternating([
+                ("platform, all labels",
+                 lambda: run_platform(spark, "bench.labels", str(out / "platform"))),
+                ("platform, hot ad split",
+                 lambda: run_platform(spark, "bench.labels", str(out / "platform_split"), True)),
+            ], args.labels, args.repeats, jvm_pid),
             measure("duckdb, all labels", args.labels, args.repeats, jvm_pid,
                     lambda: run_duckdb(duckdb_query(parquet, ttls, None), out / "duckdb.parquet")),
             measure(f"platform, {n_sub:,} labels", n_sub, args.repeats, jvm_pid,
