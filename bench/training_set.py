@@ -314,27 +314,15 @@ class Measured:
 
 
 def measure(name: str, labels: int, repeats: int, jvm_pid: int, run: Callable[[], Any]) -> Measured:
-    run()  # warm-up (JIT, Delta log caches, Feast registry)
-    seconds = []
-    with PeakMemory(jvm_pid) as peak:
-        for _ in range(repeats):
-            started = time.perf_counter()
-            run()
-            seconds.append(time.perf_counter() - started)
-    result = Measured(name, labels, seconds, peak.driver, peak.jvm)
-    print(
-        f"  {name:<28} {result.median:8.2f} s  ({', '.join(f'{s:.1f}' for s in seconds)})",
-        flush=True,
-    )
-    return result
+    return measure_alternating([(name, run)], labels, repeats, jvm_pid)[0]
 
 
 def measure_alternating(
     methods: list[tuple[str, Callable[[], Any]]], labels: int, repeats: int, jvm_pid: int
 ) -> list[Measured]:
-    """Like `measure`, for methods compared with each other: one warm-up each, then the
-    repeats take turns, so the JIT warming up over a process favours none of them.
-    The peaks are shared."""
+    """Medians after one warm-up run each (JIT, Delta log caches, Feast registry). Methods
+    compared with each other take turns, so a process still warming up favours none of
+    them; their memory peaks are shared."""
     for _, run in methods:
         run()
     seconds: list[list[float]] = [[] for _ in methods]

@@ -34,7 +34,13 @@ from training_oracle import (
 )
 
 from pipelines.training import build_training_set
-from pipelines.training.asof import SkewPolicy, _hot_keys, label_stats, point_in_time_join
+from pipelines.training.asof import (
+    _LABEL,
+    SkewPolicy,
+    _hot_keys,
+    label_stats,
+    point_in_time_join,
+)
 from pipelines.training.spec import ViewRead
 
 
@@ -168,6 +174,16 @@ def test_randomized_no_value_from_the_future(spark):
         assertDataFrameEqual(rows, [Row(**r) for r in oracle])
 
 
+def split_and_whole(labels, views, stats, split_policy, as_known_at):
+    """The join with hot keys split by `split_policy`, and with the default policy."""
+    return [
+        point_in_time_join(
+            labels, views, timestamp_column="t", stats=stats, skew=skew, as_known_at=as_known_at
+        ).collect()
+        for skew in (split_policy, SkewPolicy())
+    ]
+
+
 def test_hot_key_buckets_do_not_change_the_result(spark):
     """Every key hot, split into many narrow time buckets (carry-ins everywhere), gives
     the same rows as no key hot; with and without as-known-at."""
@@ -190,17 +206,7 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
     stats = label_stats(labels, "t")
     all_hot = SkewPolicy(min_hot_labels=0, hot_share=0.0, buckets=100)
     for known in (False, True):
-        split, whole = (
-            point_in_time_join(
-                labels,
-                [(view, features)],
-                timestamp_column="t",
-                stats=stats,
-                skew=policy,
-                as_known_at=known,
-            ).collect()
-            for policy in (all_hot, SkewPolicy())
-        )
+        split, whole = split_and_whole(labels, [(view, features)], stats, all_hot, known)
         assertDataFrameEqual(split, whole)
         assert sum(r.v is not None for r in split) > 30
 
@@ -218,7 +224,7 @@ def test_hot_keys_are_found_for_every_join_key_in_one_pass(spark):
     member = ViewRead("member", "unused", "m", "int64", 0, ("mv",), "hash", 0)
     ad = ViewRead("ad", "unused", "ad", "string", 5 * 3600, ("av",), "hash", 0)
     stats = label_stats(labels, "t")
-    rows = labels.select(F.struct("m", "ad", "t").alias("__pit_label"))
+    rows = labels.select(F.struct("m", "ad", "t").alias(_LABEL))
     policy = SkewPolicy(min_hot_labels=3, hot_share=0.0)
     assert _hot_keys(rows, [member, ad], stats, policy) == [[1, 2], ["a", "c"]]
     assert _hot_keys(rows, [member, ad], stats, SkewPolicy()) == [[], []]
@@ -237,17 +243,8 @@ def test_hot_keys_are_found_for_every_join_key_in_one_pass(spark):
         min_hot_labels=3, hot_share=0.0, buckets=4, min_bucket_width=timedelta(0)
     )
     for known in (False, True):
-        split, whole = (
-            point_in_time_join(
-                labels,
-                [(member, member_rows), (ad, ad_rows)],
-                timestamp_column="t",
-                stats=stats,
-                skew=skew,
-                as_known_at=known,
-            ).collect()
-            for skew in (split_policy, SkewPolicy())
-        )
+        views = [(member, member_rows), (ad, ad_rows)]
+        split, whole = split_and_whole(labels, views, stats, split_policy, known)
         assertDataFrameEqual(split, whole)
         assert (
             sum(r.mv is not None for r in whole) >= 8 and sum(r.av is not None for r in whole) >= 8
