@@ -161,12 +161,12 @@ def test_backfill_resumes_after_a_failure(spark, clean, monkeypatch) -> None:
     failures: list[Interval] = []
     real_compute = backfill_module.compute
 
-    def failing_once_on_second_chunk(spark, *, start, end, views):
+    def failing_once_on_second_chunk(spark, *, start, end, views, parallelism):
         calls.append(Interval.parse(start, end))
         if len(calls) == 2 and not failures:
             failures.append(calls[-1])
             raise RuntimeError("executor lost")
-        return real_compute(spark, start=start, end=end, views=views)
+        return real_compute(spark, start=start, end=end, views=views, parallelism=parallelism)
 
     monkeypatch.setattr(backfill_module, "compute", failing_once_on_second_chunk)
     with pytest.raises(RuntimeError, match="executor lost"):

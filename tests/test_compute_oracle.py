@@ -16,8 +16,11 @@ import feature_oracle as oracle
 import pytest
 from pyspark.sql import functions as F
 
-from features import REGISTRY, AttributeView, FeatureView
+from features import REGISTRY, Aggregation, AttributeView, FeatureView, Op
+from features.entities import member
+from features.sources import playback_events
 from pipelines.compute import compute
+from pipelines.compute.windows import nested_chains
 from pipelines.feature_tables import feature_table_schema
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, clean_table
 
@@ -176,6 +179,38 @@ def assert_matches_oracle(spark, view, events=EVENTS) -> None:
 def test_every_row_matches_the_oracle(spark, computed, view) -> None:
     assert computed[view.table] == len(table_rows(spark, view)) > 0
     assert_matches_oracle(spark, view)
+
+
+# Windows that do not all divide one another (two chains of nested blocks, three
+# levels in one), with every op on each, and a 3-hour window whose blocks are
+# smaller than a day.
+ODD_WINDOWS = FeatureView(
+    "odd_windows",
+    entity=member,
+    aggregations=(
+        Aggregation(playback_events, Op.COUNT, ("3h", "2d", "5d"), alias="plays"),
+        Aggregation(playback_events, Op.SUM, ("3h", "2d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.AVG, ("1d", "5d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.MIN, ("1h", "3h", "2d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.MAX, ("1d", "5d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.APPROX_DISTINCT, ("3h", "2d", "5d"), column="title_id"),
+        Aggregation(playback_events, Op.LAST, ("2d",), column="device"),
+    ),
+)
+
+
+def test_block_chains_of_windows_that_do_not_nest() -> None:
+    assert nested_chains([24, 168, 672]) == [[672, 168, 24]]
+    assert nested_chains([3, 24, 48, 120]) == [[120, 24, 3], [48]]
+
+
+def test_windows_that_do_not_nest_match_the_oracle(spark, computed) -> None:
+    try:
+        written = compute(spark, start=START, end=END, views=[ODD_WINDOWS])
+        assert written[ODD_WINDOWS.table] == len(table_rows(spark, ODD_WINDOWS)) > 0
+        assert_matches_oracle(spark, ODD_WINDOWS)
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {ODD_WINDOWS.table}")
 
 
 @pytest.mark.parametrize("view", WINDOWED, ids=lambda v: v.name)

@@ -82,11 +82,13 @@ def backfill(
     chunk: timedelta = timedelta(days=1),
     views: Iterable[ViewRef] | None = None,
     force: bool = False,
+    parallelism: int = 2,
 ) -> dict[str, int]:
     """Run `compute` chunk by chunk over `[start, end)`; returns rows written per table.
 
     Chunks already recorded as complete are skipped unless `force`. A failure
     leaves every finished chunk recorded, so the rerun resumes where it stopped.
+    The views of one chunk are computed together, `parallelism` at a time.
     """
     interval = Interval.parse(start, end).require_hour_aligned()
     if chunk < HOUR or chunk % HOUR:
@@ -96,10 +98,13 @@ def backfill(
     done = {view.name: [] if force else completed(spark, view) for view in selected}
     written: dict[str, int] = {view.table: 0 for view in selected}
     for part in interval.chunks(chunk):
-        for view in selected:
-            if is_covered(part, done[view.name]):
-                continue
-            rows = compute(spark, start=part.start, end=part.end, views=[view])[view.table]
-            record(spark, view, part, view.table, rows)
-            written[view.table] += rows
+        pending = [view for view in selected if not is_covered(part, done[view.name])]
+        if not pending:
+            continue
+        rows = compute(
+            spark, start=part.start, end=part.end, views=pending, parallelism=parallelism
+        )
+        for view in pending:
+            record(spark, view, part, view.table, rows[view.table])
+            written[view.table] += rows[view.table]
     return written

@@ -15,6 +15,7 @@ from pipelines.interval import Interval
 START_HELP = "Start of the interval (inclusive), a whole hour in UTC, e.g. 2026-01-01T00:00"
 END_HELP = "End of the interval (exclusive), a whole hour in UTC"
 VIEWS_HELP = "Comma-separated feature view names (default: all)"
+PARALLELISM_HELP = "Views written at once (each in its own Delta transaction)"
 
 
 def _report(written: dict[str, int]) -> None:
@@ -22,17 +23,22 @@ def _report(written: dict[str, int]) -> None:
         typer.echo(f"{table}: {rows} rows")
 
 
-def _compute(start: str, end: str, views: str | None) -> None:
+def _compute(start: str, end: str, views: str | None, parallelism: int) -> None:
     from pipelines.compute.job import compute, parse_view_names
 
     interval = Interval.parse(start, end).require_hour_aligned()
     names = parse_view_names(views)
     from pipelines.spark import get_spark
 
-    _report(compute(get_spark("compute"), start=interval.start, end=interval.end, views=names))
+    spark = get_spark("compute")
+    _report(
+        compute(spark, start=interval.start, end=interval.end, views=names, parallelism=parallelism)
+    )
 
 
-def _backfill(start: str, end: str, chunk_hours: int, views: str | None, force: bool) -> None:
+def _backfill(
+    start: str, end: str, chunk_hours: int, views: str | None, force: bool, parallelism: int
+) -> None:
     from pipelines.compute.backfill import backfill
     from pipelines.compute.job import parse_view_names
     from pipelines.errors import IntervalError
@@ -50,6 +56,7 @@ def _backfill(start: str, end: str, chunk_hours: int, views: str | None, force: 
         chunk=timedelta(hours=chunk_hours),
         views=names,
         force=force,
+        parallelism=parallelism,
     )
     _report(written)
 
@@ -58,11 +65,12 @@ def compute_command(
     start: str = typer.Option(..., "--start", help=START_HELP),
     end: str = typer.Option(..., "--end", help=END_HELP),
     views: str | None = typer.Option(None, "--views", help=VIEWS_HELP),
+    parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
     """Compute the feature tables' rows for [start, end) and print rows written per table."""
     from pipelines.cli import run_reporting_errors
 
-    run_reporting_errors(_compute, start, end, views)
+    run_reporting_errors(_compute, start, end, views, parallelism)
 
 
 def backfill_command(
@@ -71,8 +79,9 @@ def backfill_command(
     chunk_hours: int = typer.Option(24, "--chunk-hours", help="Hours per chunk"),
     views: str | None = typer.Option(None, "--views", help=VIEWS_HELP),
     force: bool = typer.Option(False, "--force", help="Recompute chunks already completed"),
+    parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
     """Compute [start, end) chunk by chunk, skipping chunks already completed."""
     from pipelines.cli import run_reporting_errors
 
-    run_reporting_errors(_backfill, start, end, chunk_hours, views, force)
+    run_reporting_errors(_backfill, start, end, chunk_hours, views, force, parallelism)

@@ -6,6 +6,12 @@ time). A measure is first aggregated over the events of one entity in one hour
 (a tile), then merged over the tiles of a window. Tiling bounds the work per
 entity by the number of hours, not the number of events: a popular title with
 thousands of plays an hour still has one tile per hour.
+
+Sums are exact decimals (`SUM_TYPE`): a window's sum is then a difference of
+running sums (`pipelines.compute.windows`) that does not depend on where the
+running sums start, so adjacent intervals compose into their union bit for bit.
+Each value is rounded to 1e-12 first; a sum beyond 1e25 in magnitude fails the
+job (Spark's ANSI overflow error) instead of losing digits.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ HOUR_MICROS = 3_600_000_000
 # Column names of the engine's own intermediate values; features never start with "_".
 POS = "__hour"
 INGESTED = "__ingested"
+# 37 digits, so that a difference of two running sums still fits 38 at scale 12.
+SUM_TYPE = "decimal(37,12)"
 
 
 def hour_index(column: str) -> Column:
@@ -50,6 +58,11 @@ class Measure:
     column: str | None = None
 
     @property
+    def invertible(self) -> bool:
+        """Whether a window's value is a difference of running aggregates (no sliding merge)."""
+        return self.kind in (Kind.ROWS, Kind.NONNULL, Kind.SUM)
+
+    @property
     def name(self) -> str:
         if self.kind is Kind.INGESTED:
             return INGESTED
@@ -65,7 +78,7 @@ class Measure:
         if self.kind is Kind.NONNULL:
             return F.count(value)
         if self.kind is Kind.SUM:
-            return F.sum(value.cast("double"))
+            return F.sum(value.cast(SUM_TYPE))
         if self.kind is Kind.MIN:
             return F.min(value)
         if self.kind is Kind.MAX:
@@ -82,7 +95,7 @@ class Measure:
 
     def over(self, column: Column) -> Column:
         """The aggregate of this measure's tile values over a window frame."""
-        if self.kind in (Kind.ROWS, Kind.NONNULL, Kind.SUM):
+        if self.invertible:
             return F.sum(column)
         if self.kind is Kind.MIN:
             return F.min(column)
@@ -91,11 +104,7 @@ class Measure:
         return F.max(column)  # MAX, INGESTED, LATEST
 
     def combine(self, left: Column, right: Column) -> Column:
-        """Merge the aggregates of two disjoint sets of tiles."""
-        if self.kind in (Kind.ROWS, Kind.NONNULL):
-            return F.coalesce(left, F.lit(0)) + F.coalesce(right, F.lit(0))
-        if self.kind is Kind.SUM:
-            return F.coalesce(left, F.lit(0.0)) + F.coalesce(right, F.lit(0.0))
+        """Merge the aggregates of two disjoint sets of tiles (non-invertible measures)."""
         if self.kind is Kind.MIN:
             return F.least(left, right)
         if self.kind is Kind.HLL:
@@ -104,6 +113,8 @@ class Measure:
                 .when(right.isNull(), left)
                 .otherwise(F.hll_union(left, right))
             )
+        if self.invertible:
+            raise ValueError(f"{self.kind} windows are differences of running sums")
         return F.greatest(left, right)
 
 

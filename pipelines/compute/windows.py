@@ -5,24 +5,33 @@ by `q = T - 1h` (the last hour they include), so a tile at hour `h` and the row
 where its events enter the windows share one index, and window `w` is the tiles
 of `[q - w + 1, q]`.
 
-A sliding frame that re-reads `w` tiles for every row would cost rows x tiles in
-the window. Instead each window is cut into fixed blocks of `w` hours
-(block `k` = hours `[k*w, k*w + w)`, aligned to the epoch, so the same tile always
-falls in the same block whatever interval is computed). The tiles of
-`[q - w + 1, q]` are a suffix of block `k - 1` plus a prefix of block `k`
-(`k` = block of `q`), two disjoint sets merged with one `combine`:
+Counts and sums are invertible: the value over a window is the running total at
+`q` minus the running total at the last row at or before `q - w`. Both are
+unbounded-preceding frames of one ordering per entity, so every invertible
+window of a view costs one sort in all. Sums are exact decimals, so the
+difference does not depend on where the running totals start.
+
+Min, max, sketches and the latest ingestion time have no inverse. For these,
+each window is cut into fixed blocks of `w` hours (block `k` = hours
+`[k*w, k*w + w)`, aligned to the epoch, so the same tile always falls in the
+same block whatever interval is computed). The tiles of `[q - w + 1, q]` are a
+suffix of block `k - 1` plus a prefix of block `k` (`k` = block of `q`), merged
+with one `combine`:
 
 * prefix of block `k` up to `q`: a running aggregate per block;
 * suffix of block `k - 1` from `q - w + 1`: the running aggregate per block in
   reverse order, excluding the current row, taken at the last row at or before
-  `q - w` (an unbounded-preceding frame, so incremental); if that row is not in
-  block `k - 1`, the whole of block `k - 1` (a frame over the previous block,
-  recomputed once per block).
+  `q - w`. Every block that holds a tile also holds a row at its first hour (a
+  "block start" row, never output), so that row is in block `k - 1` whenever
+  block `k - 1` has tiles.
 
-Every frame used is incremental, so the cost per entity is linear in its rows
-(min, max and sketches have no inverse, so cumulative differences would not do).
-LAST needs no blocks: the latest event at or before `q` is in the window iff its
-hour is at least `q - w + 1`.
+Windows whose lengths divide one another (1d, 7d, 28d) nest their blocks, so
+one ascending sort serves the prefixes of all of them (partitioned by the outer
+blocks, ordered by the inner ones) and one descending sort the suffixes. A
+view therefore costs three sorts per entity: ascending, descending, and the
+running order of the invertible windows and the lookups. LAST needs no blocks:
+the latest event at or before `q` is in the window iff its hour is at least
+`q - w + 1`.
 """
 
 from __future__ import annotations
@@ -33,8 +42,20 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from features import Aggregation, FeatureView, Op
-from pipelines.compute.tiles import HOUR_MICROS, INGESTED, POS, Kind, Measure, measures_of
+from pipelines.compute.tiles import (
+    HOUR_MICROS,
+    INGESTED,
+    POS,
+    SUM_TYPE,
+    Kind,
+    Measure,
+    measures_of,
+)
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
+
+# Whether a grid row is an output row (a tile, or an hour where tiles leave a
+# window) rather than a block start; block starts only anchor the lookups.
+OUTPUT = "__output"
 
 
 @dataclass(frozen=True)
@@ -49,48 +70,121 @@ class HourRange:
     last_row: int
 
 
-def grid(view: FeatureView, tile_frames: list[DataFrame], hours: HourRange) -> DataFrame:
-    """One row per (entity, index) that is a tile or an output row, partitioned by entity.
+def grid(
+    view: FeatureView, tile_frames: list[DataFrame], hours: HourRange, chains: list[list[int]]
+) -> DataFrame:
+    """One row per (entity, index) that is a tile, an output row or a block start.
 
     Output rows are the hours where a value may change: the index of each tile
-    (its events enter) and that index plus each window (they leave). Both come
-    from one pass over the tiles, so the events are read and tiled once.
+    (its events enter) and that index plus each window (they leave); those before
+    the interval are dropped. Block starts are the first hour of each block (of
+    each length in `chains`) that holds a tile. All come from one pass over the
+    tiles, so the events are read and tiled once. Partitioned by entity, sorted
+    for the first chain's ascending frames, with a block column per length.
     """
     key = view.entity.join_key
     windows = [w.hours for w in view.windows]
+    blocks = [w for chain in chains for w in chain]
     expanded = []
     for tiles in tile_frames:
         measures = [f for f in tiles.schema.fields if f.name not in (key, POS)]
-        here = F.struct(F.col(POS).alias(POS), *[F.col(f.name) for f in measures])
-        later = [
-            F.struct(
-                (F.col(POS) + w).alias(POS),
-                *[F.lit(None).cast(f.dataType).alias(f.name) for f in measures],
-            )
-            for w in windows
-        ]
-        rows = tiles.select(key, F.explode(F.array(here, *later)).alias("row"))
-        expanded.append(rows.select(key, "row.*").where(F.col(POS) <= hours.last_row))
+        nulls = [F.lit(None).cast(f.dataType).alias(f.name) for f in measures]
+        here = F.struct(
+            F.col(POS).alias(POS), F.lit("tile").alias("kind"), *[F.col(f.name) for f in measures]
+        )
+        leaving = [_empty_row(F.col(POS) + w, "leave", nulls) for w in windows]
+        starts = [_empty_row(F.col(POS) - F.col(POS) % b, "start", nulls) for b in blocks]
+        rows = tiles.select(key, F.explode(F.array(here, *leaving, *starts)).alias("row"))
+        kind = F.col("kind")
+        keep = (F.col(POS) <= hours.last_row) & (
+            (kind != "leave") | (F.col(POS) >= hours.first_row)
+        )
+        expanded.append(
+            rows.select(key, "row.*")
+            .where(keep)
+            .select("*", (kind != "start").alias(OUTPUT))
+            .drop("kind")
+        )
     rows = expanded[0]
     for frame in expanded[1:]:
         rows = rows.unionByName(frame, allowMissingColumns=True)
-    measure_columns = [c for c in rows.columns if c not in (key, POS)]
-    # Repartitioning by entity alone lets the merge below and every window of
-    # the view reuse one distribution: no further shuffles.
-    return (
+    measure_columns = [c for c in rows.columns if c not in (key, POS, OUTPUT)]
+    # Grouping by the first chain's blocks too (they depend on the hour only)
+    # sorts the rows once for the merge and that chain's ascending frames.
+    first_chain = chains[0] if chains else []
+    grouped = (
+        # Repartitioning by entity alone lets the merge and every window of the
+        # view reuse one distribution: no further shuffles.
         rows.repartition(key)
-        .groupBy(key, POS)
+        .groupBy(key, *[_block_of(w).alias(_block_name(w)) for w in first_chain], POS)
         .agg(
+            F.max(OUTPUT).alias(OUTPUT),
             *[
                 (F.max(c) if c == INGESTED else F.first(c, ignorenulls=True)).alias(c)
                 for c in measure_columns
-            ]
+            ],
         )
     )
+    others = [w for w in blocks if w not in first_chain]
+    return grouped.select("*", *[_block_of(w).alias(_block_name(w)) for w in others])
+
+
+def _empty_row(position: Column, kind: str, nulls: list[Column]) -> Column:
+    return F.struct(position.alias(POS), F.lit(kind).alias("kind"), *nulls)
+
+
+def _block_name(w: int) -> str:
+    return f"__block{w}"
+
+
+def _block_of(w: int) -> Column:
+    return F.expr(f"`{POS}` div {w}")
 
 
 def _block(w: int) -> Column:
-    return F.expr(f"`{POS}` div {w}")
+    """The block of length `w` of each grid row (a column of the grid)."""
+    return F.col(_block_name(w))
+
+
+def nested_chains(lengths: list[int]) -> list[list[int]]:
+    """Window lengths grouped into chains, longest first, each dividing the one before.
+
+    The blocks of a chain nest, so one sort orders all of them.
+    """
+    chains: list[list[int]] = []
+    for w in sorted(set(lengths), reverse=True):
+        for chain in chains:
+            if chain[-1] % w == 0:
+                chain.append(w)
+                break
+        else:
+            chains.append([w])
+    return chains
+
+
+def _block_frames(rows: DataFrame, key: str, chain: list[int], needed: dict[int, list[Measure]]):
+    """Add `<measure>__pre<w>` and `<measure>__suf<w>` for every window of one chain."""
+    ascending = [_block(w) for w in chain] + [F.col(POS)]
+    descending = [-c for c in ascending]
+    for order, frame_end, suffix in (
+        (ascending, Window.currentRow, "pre"),
+        (descending, -1, "suf"),
+    ):
+        columns = []
+        for depth, w in enumerate(chain, start=1):
+            # Partitioned by this block and the outer ones, ordered by the inner
+            # ones and the hour: every window of the chain asks for the same order.
+            window = (
+                Window.partitionBy(F.col(key), *order[:depth])
+                .orderBy(*order[depth:])
+                .rowsBetween(Window.unboundedPreceding, frame_end)
+            )
+            columns += [
+                m.over(F.col(m.name)).over(window).alias(f"{m.name}__{suffix}{w}")
+                for m in needed[w]
+            ]
+        rows = rows.select("*", *columns)
+    return rows
 
 
 def windowed_measures(
@@ -101,36 +195,33 @@ def windowed_measures(
     Returns the frame and the name of the column holding each (measure, window);
     for the LATEST measures, `<name>__upto` holds the latest value up to the row.
     """
-    names: dict[tuple[Measure, int], str] = {}
+    blocked = {w: [m for m in ms if not m.invertible] for w, ms in needed.items() if w > 1}
+    blocked = {w: ms for w, ms in blocked.items() if ms}
+    for chain in nested_chains(list(blocked)):
+        rows = _block_frames(rows, key, chain, blocked)
+
     by_pos = Window.partitionBy(key).orderBy(POS)
-    blocked = [w for w in sorted(needed) if w > 1]
-    for w in blocked:
-        # In this order, the previous-block frame reuses the prefix frame's sort.
-        in_block = Window.partitionBy(key, _block(w)).orderBy(POS)
-        prefix = in_block.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-        previous_block = Window.partitionBy(key).orderBy(_block(w)).rangeBetween(-1, -1)
-        after = (
-            Window.partitionBy(key, _block(w))
-            .orderBy(F.col(POS).desc())
-            .rowsBetween(Window.unboundedPreceding, -1)
-        )
-        for frame, suffix in ((prefix, "pre"), (previous_block, "prev"), (after, "suf")):
-            rows = rows.select(
-                "*",
-                *[
-                    m.over(F.col(m.name)).over(frame).alias(f"{m.name}__{suffix}{w}")
-                    for m in needed[w]
-                ],
-            )
-
-    stage2: list[Column] = []
-    for w in blocked:
+    running = by_pos.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    lookups: list[Column] = []
+    for w, ms in blocked.items():
         # The reverse running aggregate at the last row at or before q - w.
+        parts = [_block(w).alias("block")] + [F.col(f"{m.name}__suf{w}") for m in ms]
         until = by_pos.rangeBetween(Window.unboundedPreceding, -w)
-        parts = [_block(w).alias("block")] + [F.col(f"{m.name}__suf{w}") for m in needed[w]]
-        stage2.append(F.last(F.struct(*parts)).over(until).alias(f"__before{w}"))
-    rows = rows.select("*", *stage2)
+        lookups.append(F.last(F.struct(*parts)).over(until).alias(f"__before{w}"))
+    totals = {m for w, ms in needed.items() if w > 1 for m in ms if m.invertible}
+    for m in sorted(totals, key=lambda m: m.name):
+        lookups.append(F.sum(m.name).over(running).alias(f"{m.name}__total"))
+    for w, ms in needed.items():
+        earlier = by_pos.rangeBetween(Window.unboundedPreceding, -w)
+        lookups += [
+            F.sum(m.name).over(earlier).alias(f"{m.name}__total_before{w}")
+            for m in ms
+            if w > 1 and m.invertible
+        ]
+    lookups += [F.max(m.name).over(running).alias(f"{m.name}__upto") for m in latest]
+    rows = rows.select("*", *lookups)
 
+    names: dict[tuple[Measure, int], str] = {}
     values: list[Column] = []
     for w in sorted(needed):
         for m in needed[w]:
@@ -138,19 +229,25 @@ def windowed_measures(
             names[(m, w)] = name
             if w == 1:
                 values.append(F.col(m.name).alias(name))
-                continue
-            before = F.col(f"__before{w}")
-            left = F.when(before["block"] == _block(w) - 1, before[f"{m.name}__suf{w}"]).otherwise(
-                F.col(f"{m.name}__prev{w}")
-            )
-            prefix_value = F.col(f"{m.name}__pre{w}")
-            aligned = (F.col(POS) % w) == w - 1
-            values.append(
-                F.when(aligned, prefix_value).otherwise(m.combine(left, prefix_value)).alias(name)
-            )
-    running = by_pos.rangeBetween(Window.unboundedPreceding, Window.currentRow)
-    latest_upto = [F.max(m.name).over(running).alias(f"{m.name}__upto") for m in latest]
-    return rows.select(key, POS, *values, *latest_upto), names
+            elif m.invertible:
+                total = F.col(f"{m.name}__total")
+                before = F.coalesce(F.col(f"{m.name}__total_before{w}"), F.lit(0))
+                if m.kind is Kind.SUM:
+                    total, before = total.cast(SUM_TYPE), before.cast(SUM_TYPE)
+                values.append((total - before).alias(name))
+            else:
+                values.append(_blocked_value(m, w).alias(name))
+    upto = [F.col(f"{m.name}__upto") for m in latest]
+    return rows.where(F.col(OUTPUT)).select(key, POS, *values, *upto), names
+
+
+def _blocked_value(m: Measure, w: int) -> Column:
+    before = F.col(f"__before{w}")
+    # Block k - 1 has tiles iff its block start is at or before q - w.
+    left = F.when(before["block"] == _block(w) - 1, before[f"{m.name}__suf{w}"])
+    prefix_value = F.col(f"{m.name}__pre{w}")
+    aligned = (F.col(POS) % w) == w - 1
+    return F.when(aligned, prefix_value).otherwise(m.combine(left, prefix_value))
 
 
 def _finish(aggregation: Aggregation, w: int, value: dict[tuple[Measure, int], Column]) -> Column:
@@ -159,10 +256,10 @@ def _finish(aggregation: Aggregation, w: int, value: dict[tuple[Measure, int], C
     if op is Op.COUNT:
         return F.coalesce(value[(first, w)], F.lit(0))
     if op is Op.SUM:
-        return F.coalesce(value[(first, w)], F.lit(0.0))
+        return F.coalesce(value[(first, w)].cast("double"), F.lit(0.0))
     if op is Op.AVG:
         total, count = (value[(m, w)] for m in measures_of(aggregation))
-        return F.when(count > 0, total / count)
+        return F.when(count > 0, total.cast("double") / count)
     if op is Op.APPROX_DISTINCT:
         return F.coalesce(F.hll_sketch_estimate(value[(first, w)]), F.lit(0))
     if op is Op.LAST:
@@ -188,7 +285,9 @@ def feature_rows(view: FeatureView, tile_frames: list[DataFrame], hours: HourRan
     ingested = Measure(Kind.INGESTED)
     needed.setdefault(view.max_window.hours, []).append(ingested)
 
-    rows, names = windowed_measures(grid(view, tile_frames, hours), key, needed, latest)
+    blocks = [w for w, ms in needed.items() if w > 1 and not all(m.invertible for m in ms)]
+    chains = nested_chains(blocks)
+    rows, names = windowed_measures(grid(view, tile_frames, hours, chains), key, needed, latest)
     rows = rows.where(F.col(POS) >= hours.first_row)
     value = {k: F.col(v) for k, v in names.items()}
     event_time = F.timestamp_seconds((F.col(POS) + 1) * 3600)
