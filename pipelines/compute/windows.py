@@ -162,7 +162,9 @@ def nested_chains(lengths: list[int]) -> list[list[int]]:
     return chains
 
 
-def _block_frames(rows: DataFrame, key: str, chain: list[int], needed: dict[int, list[Measure]]):
+def _block_frames(
+    rows: DataFrame, key: str, chain: list[int], needed: dict[int, list[Measure]]
+) -> DataFrame:
     """Add `<measure>__pre<w>` and `<measure>__suf<w>` for every window of one chain."""
     ascending = [_block(w) for w in chain] + [F.col(POS)]
     descending = [-c for c in ascending]
