@@ -22,7 +22,7 @@ adjacent intervals compose into their union.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -163,7 +163,7 @@ def compute(
         )
         return int(spark.table(view.table).where(condition).count())
 
+    # Leaving the pool waits for every view, failed or not, before any error is raised.
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        futures = [(view.table, pool.submit(write, view)) for view in selected]
-        wait([future for _, future in futures])
-    return {table: future.result() for table, future in futures}
+        futures = {view.table: pool.submit(write, view) for view in selected}
+    return {table: future.result() for table, future in futures.items()}

@@ -189,17 +189,28 @@ def _block_frames(
     return rows
 
 
+def blocked_measures(needed: dict[int, list[Measure]]) -> dict[int, list[Measure]]:
+    """Per window longer than an hour, its measures without an inverse (merged over blocks)."""
+    blocked = {w: [m for m in ms if not m.invertible] for w, ms in needed.items() if w > 1}
+    return {w: ms for w, ms in blocked.items() if ms}
+
+
 def windowed_measures(
-    rows: DataFrame, key: str, needed: dict[int, list[Measure]], latest: list[Measure]
+    rows: DataFrame,
+    key: str,
+    needed: dict[int, list[Measure]],
+    latest: list[Measure],
+    chains: list[list[int]],
 ) -> tuple[DataFrame, dict[tuple[Measure, int], str]]:
     """For each window and measure, a column with the measure over the window.
 
-    Returns the frame and the name of the column holding each (measure, window);
-    for the LATEST measures, `<name>__upto` holds the latest value up to the row.
+    `chains` are the `nested_chains` of the `blocked_measures` windows (the grid
+    holds their block columns). Returns the frame and the name of the column
+    holding each (measure, window); for the LATEST measures, `<name>__upto` holds
+    the latest value up to the row.
     """
-    blocked = {w: [m for m in ms if not m.invertible] for w, ms in needed.items() if w > 1}
-    blocked = {w: ms for w, ms in blocked.items() if ms}
-    for chain in nested_chains(list(blocked)):
+    blocked = blocked_measures(needed)
+    for chain in chains:
         rows = _block_frames(rows, key, chain, blocked)
 
     by_pos = Window.partitionBy(key).orderBy(POS)
@@ -212,14 +223,12 @@ def windowed_measures(
         lookups.append(F.last(F.struct(*parts)).over(until).alias(f"__before{w}"))
     totals = {m for w, ms in needed.items() if w > 1 for m in ms if m.invertible}
     for m in sorted(totals, key=lambda m: m.name):
-        lookups.append(F.sum(m.name).over(running).alias(f"{m.name}__total"))
-    for w, ms in needed.items():
-        earlier = by_pos.rangeBetween(Window.unboundedPreceding, -w)
-        lookups += [
-            F.sum(m.name).over(earlier).alias(f"{m.name}__total_before{w}")
-            for m in ms
-            if w > 1 and m.invertible
-        ]
+        lookups.append(m.over(F.col(m.name)).over(running).alias(f"{m.name}__total"))
+        for w, ms in needed.items():
+            if w > 1 and m in ms:
+                earlier = by_pos.rangeBetween(Window.unboundedPreceding, -w)
+                total_before = m.over(F.col(m.name)).over(earlier)
+                lookups.append(total_before.alias(f"{m.name}__total_before{w}"))
     lookups += [F.max(m.name).over(running).alias(f"{m.name}__upto") for m in latest]
     rows = rows.select("*", *lookups)
 
@@ -287,9 +296,10 @@ def feature_rows(view: FeatureView, tile_frames: list[DataFrame], hours: HourRan
     ingested = Measure(Kind.INGESTED)
     needed.setdefault(view.max_window.hours, []).append(ingested)
 
-    blocks = [w for w, ms in needed.items() if w > 1 and not all(m.invertible for m in ms)]
-    chains = nested_chains(blocks)
-    rows, names = windowed_measures(grid(view, tile_frames, hours, chains), key, needed, latest)
+    chains = nested_chains(list(blocked_measures(needed)))
+    rows, names = windowed_measures(
+        grid(view, tile_frames, hours, chains), key, needed, latest, chains
+    )
     rows = rows.where(F.col(POS) >= hours.first_row)
     value = {k: F.col(v) for k, v in names.items()}
     event_time = F.timestamp_seconds((F.col(POS) + 1) * 3600)
