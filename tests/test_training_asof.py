@@ -211,6 +211,45 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
         assert sum(r.v is not None for r in split) > 30
 
 
+def test_pruning_feature_rows_to_label_keys_does_not_change_the_result(spark):
+    """Feature rows of keys without labels (key 3) are dropped before the sort when
+    pruning is on, which is the default for small label sets; the rows are the same."""
+    rng = random.Random(11)
+    features = spark.createDataFrame(
+        [
+            (rng.choice([1, 2, 3, 3]), B + timedelta(hours=n * 0.7), B + timedelta(hours=n), n)
+            for n in range(120)
+        ],
+        "k long, event_timestamp timestamp, created_timestamp timestamp, v long",
+    )
+    labels = spark.createDataFrame(
+        [
+            (rng.choice([1, 2, 4, None]), B + timedelta(hours=rng.uniform(-5, 90)))
+            for _ in range(80)
+        ],
+        "k long, t timestamp",
+    )
+    view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0)
+    stats = label_stats(labels, "t")
+
+    def join(known: bool, prune: bool | None):
+        return point_in_time_join(
+            labels, [(view, features)], timestamp_column="t", stats=stats,
+            as_known_at=known, prune_keys=prune,
+        )  # fmt: skip
+
+    def semi_joins(df) -> int:
+        return df._jdf.queryExecution().executedPlan().toString().count("LeftSemi")
+
+    for known in (False, True):
+        pruned, full = join(known, True), join(known, False)
+        assert semi_joins(pruned) == 1 and semi_joins(full) == 0
+        assert semi_joins(join(known, None)) == 1  # 80 label rows: on by default
+        rows = pruned.collect()
+        assertDataFrameEqual(rows, full.collect())
+        assert sum(r.v is not None for r in rows) > 20
+
+
 def test_hot_keys_are_found_for_every_join_key_in_one_pass(spark):
     """Two join keys of different types: each gets its own hot keys (null keys never
     count), and splitting both into buckets leaves the training set unchanged."""

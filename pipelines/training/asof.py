@@ -33,7 +33,9 @@ How, per entity key (views on the same key are joined in one pass, one shuffle):
    sort (no join back), so every label row comes out exactly once, duplicates included.
 
 Only feature rows that can match are read: `event_timestamp <= latest label time` and,
-with a TTL, `>= earliest label time - ttl`.
+with a TTL, `>= earliest label time - ttl`. For label sets up to `PRUNE_KEYS_MAX_LABELS`
+rows, feature rows are also kept only for keys that occur in the labels (a broadcast
+semi-join), so a small training set does not sort the history of every entity.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ _FEATURE_ROW, _LABEL_ROW = 0, 1
 _UNMATCHABLE_SALT = 64
 # The bucket of every row of a key that is not hot.
 _WHOLE_KEY = 0
+# Up to this many label rows, feature rows are pruned to the labels' keys. Measured on
+# bench/training_set.py's data (10 M feature rows): 20 k labels 9.5 -> 6.6 s, 100 k
+# 9.6 -> 8.6 s, but 1 M labels 12.4 -> 14.2 s, as nearly every key has labels there and
+# the distinct keys and the hash probes cost more than the rows they remove.
+PRUNE_KEYS_MAX_LABELS = 250_000
 
 
 @dataclass(frozen=True)
@@ -120,13 +127,19 @@ def point_in_time_join(
     stats: LabelStats,
     as_known_at: bool = False,
     skew: SkewPolicy | None = None,
+    prune_keys: bool | None = None,
 ) -> DataFrame:
     """Label columns (unchanged, in order) followed by the views' features (in order).
 
     `views` pairs each view with its feature rows (a DataFrame holding at least
     `view.columns()`). Inputs are assumed validated (see `pipelines.training.api`).
+    `prune_keys` keeps only feature rows of keys present in the labels; by default it
+    is on for up to `PRUNE_KEYS_MAX_LABELS` label rows. Neither it nor `skew` changes
+    the rows returned.
     """
     policy = skew or SkewPolicy()
+    if prune_keys is None:
+        prune_keys = stats.rows <= PRUNE_KEYS_MAX_LABELS
     label_columns = labels.columns
     rows = labels.select(
         F.struct(*[_col(c) for c in label_columns]).alias(_LABEL),
@@ -144,7 +157,14 @@ def point_in_time_join(
         hot_keys = _hot_keys(rows, [group[0][0] for group in groups], stats, policy)
         for group, hot in zip(groups, hot_keys, strict=True):
             out = _join_key_group(
-                out, rows, group, hot, stats=stats, width_us=width_us, as_known_at=as_known_at
+                out,
+                rows,
+                group,
+                hot,
+                stats=stats,
+                width_us=width_us,
+                as_known_at=as_known_at,
+                prune_keys=prune_keys,
             )
     features = [_col(name) for view, _ in views for name in view.features]
     return out.select(*[F.col(_LABEL)[c].alias(c) for c in label_columns], *features)
@@ -190,6 +210,7 @@ def _join_key_group(
     stats: LabelStats,
     width_us: int,
     as_known_at: bool,
+    prune_keys: bool,
 ) -> DataFrame:
     """Add the features of views sharing one join key to `current` (one shuffle, one sort)."""
     carried = [c for c in current.columns if c not in (_LABEL, _TIME)]
@@ -225,6 +246,11 @@ def _join_key_group(
             else feature_rows.unionByName(rows, allowMissingColumns=True)
         )
     assert feature_rows is not None
+    if prune_keys:
+        # Keys from the original labels: from `current`, they would recompute the
+        # previous key group's sort.
+        label_keys = original.select(label_key.alias(_KEY)).where(F.col(_KEY).isNotNull())
+        feature_rows = feature_rows.join(F.broadcast(label_keys.distinct()), _KEY, "left_semi")
     # A hot key's rows older than its first label bucket only matter through carry-ins.
     feature_rows = feature_rows.withColumn(
         _BUCKET,
