@@ -271,11 +271,15 @@ def naive_view_rows(spark, view, start: datetime, end: datetime):
     )
 
 
+def windowed_views() -> list:
+    from features import REGISTRY, FeatureView
+
+    return [v for v in REGISTRY.views if isinstance(v, FeatureView)]
+
+
 def run_naive(spark, start: datetime, end: datetime) -> None:
     """The baseline writes its views as concurrently as `compute` does (PARALLELISM)."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from features import REGISTRY, FeatureView
 
     spark.sql("CREATE DATABASE IF NOT EXISTS bench")
 
@@ -284,29 +288,22 @@ def run_naive(spark, start: datetime, end: datetime) -> None:
         rows.write.format("delta").mode("overwrite").saveAsTable(f"bench.naive_{view.name}")
 
     with ThreadPoolExecutor(max_workers=PARALLELISM) as pool:
-        views = [v for v in REGISTRY.views if isinstance(v, FeatureView)]
-        for done in [pool.submit(write, view) for view in views]:
+        for done in [pool.submit(write, view) for view in windowed_views()]:
             done.result()
 
 
 def run_engine(spark, start: datetime, end: datetime) -> None:
-    from features import REGISTRY, FeatureView
     from pipelines.compute import compute
 
-    windowed = [v for v in REGISTRY.views if isinstance(v, FeatureView)]
-    compute(spark, start=start, end=end, views=windowed, parallelism=PARALLELISM)
+    compute(spark, start=start, end=end, views=windowed_views(), parallelism=PARALLELISM)
 
 
 def mismatches(spark, start: datetime, end: datetime) -> int:
     """Rows where the engine and the baseline disagree (floats to 1e-9 relative)."""
     from pyspark.sql import functions as F
 
-    from features import REGISTRY, FeatureView
-
     bad = 0
-    for view in REGISTRY.views:
-        if not isinstance(view, FeatureView):
-            continue
+    for view in windowed_views():
         key = view.entity.join_key
         ts = F.col("event_timestamp")
         mine = spark.table(view.table).where((ts >= start) & (ts < end)).alias("a")

@@ -105,6 +105,8 @@ class Measure:
 
     def combine(self, left: Column, right: Column) -> Column:
         """Merge the aggregates of two disjoint sets of tiles (non-invertible measures)."""
+        if self.invertible:
+            raise ValueError(f"{self.kind} windows are differences of running sums")
         if self.kind is Kind.MIN:
             return F.least(left, right)
         if self.kind is Kind.HLL:
@@ -113,8 +115,6 @@ class Measure:
                 .when(right.isNull(), left)
                 .otherwise(F.hll_union(left, right))
             )
-        if self.invertible:
-            raise ValueError(f"{self.kind} windows are differences of running sums")
         return F.greatest(left, right)
 
 

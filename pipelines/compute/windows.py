@@ -215,19 +215,19 @@ def windowed_measures(
 
     by_pos = Window.partitionBy(key).orderBy(POS)
     running = by_pos.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    # Rows up to q - w: the rows before window w starts.
+    until = {w: by_pos.rangeBetween(Window.unboundedPreceding, -w) for w in needed if w > 1}
     lookups: list[Column] = []
     for w, ms in blocked.items():
         # The reverse running aggregate at the last row at or before q - w.
         parts = [_block(w).alias("block")] + [F.col(f"{m.name}__suf{w}") for m in ms]
-        until = by_pos.rangeBetween(Window.unboundedPreceding, -w)
-        lookups.append(F.last(F.struct(*parts)).over(until).alias(f"__before{w}"))
+        lookups.append(F.last(F.struct(*parts)).over(until[w]).alias(f"__before{w}"))
     totals = {m for w, ms in needed.items() if w > 1 for m in ms if m.invertible}
     for m in sorted(totals, key=lambda m: m.name):
         lookups.append(m.over(F.col(m.name)).over(running).alias(f"{m.name}__total"))
         for w, ms in needed.items():
             if w > 1 and m in ms:
-                earlier = by_pos.rangeBetween(Window.unboundedPreceding, -w)
-                total_before = m.over(F.col(m.name)).over(earlier)
+                total_before = m.over(F.col(m.name)).over(until[w])
                 lookups.append(total_before.alias(f"{m.name}__total_before{w}"))
     lookups += [F.max(m.name).over(running).alias(f"{m.name}__upto") for m in latest]
     rows = rows.select("*", *lookups)
