@@ -18,6 +18,8 @@ from pipelines.training.spec import FeatureSelection, ViewRead, select_features
 
 Labels: TypeAlias = DataFrame | pd.DataFrame | str
 Features: TypeAlias = str | list[str]
+# Each view with its table read at the view's pinned Delta version.
+PinnedTables: TypeAlias = tuple[tuple[ViewRead, DataFrame], ...]
 
 LABELS_COPY_SUFFIX = "__labels"
 
@@ -66,42 +68,39 @@ def build_training_set(
     loaded = load_labels(spark, labels)
     validate_labels(loaded, selection, timestamp_column)
     _check_names(loaded.df, selection.views)
-    views = pin_feature_tables(spark, selection)
+    tables = pin_feature_tables(spark, selection)
     if output_ref is not None and loaded.pinned is not None and loaded.pinned.ref == output_ref:
         raise TrainingSetError(f"output {output_ref} is the labels table itself")
 
     if output_ref is None:
-        return join_features(spark, loaded.df, views, timestamp_column, as_known_at, skew)
+        return join_features(loaded.df, tables, timestamp_column, as_known_at, skew)
 
-    labels_record = loaded.pinned or _snapshot_labels(loaded, output_ref)
-    labels_df = delta.read_at(spark, labels_record.ref, labels_record.version)
+    if loaded.pinned is not None:
+        labels_record, labels_df = loaded.pinned, loaded.df  # already read at that version
+    else:
+        labels_record = _snapshot_labels(loaded, output_ref)
+        labels_df = delta.read_at(spark, labels_record.ref, labels_record.version)
     record = TrainingSetRecord(
         features=features,
         timestamp_column=timestamp_column,
         as_known_at=as_known_at,
-        views=views,
+        views=tuple(view for view, _ in tables),
         definitions_hash=selection.definitions_hash,
         labels=labels_record,
     )
-    result = join_features(spark, labels_df, views, timestamp_column, as_known_at, skew)
+    result = join_features(labels_df, tables, timestamp_column, as_known_at, skew)
     delta.replace_with_properties(result, output_ref, record.to_properties())
     return delta.read_latest(spark, output_ref)
 
 
 def join_features(
-    spark: SparkSession,
     labels: DataFrame,
-    views: tuple[ViewRead, ...],
+    tables: PinnedTables,
     timestamp_column: str,
     as_known_at: bool,
     skew: SkewPolicy | None = None,
 ) -> DataFrame:
-    """The join itself, on feature tables read at the versions recorded in `views`."""
-    tables = []
-    for view in views:
-        if view.version is None:
-            raise TrainingSetError(f"feature view {view.name}: no Delta version pinned")
-        tables.append((view, delta.read_at(spark, view.table, view.version)))
+    """The join itself, on feature tables already read at their pinned versions."""
     return point_in_time_join(
         labels,
         tables,
@@ -110,6 +109,16 @@ def join_features(
         as_known_at=as_known_at,
         skew=skew,
     )
+
+
+def read_pinned(spark: SparkSession, views: tuple[ViewRead, ...]) -> PinnedTables:
+    """Each view's table at the Delta version recorded in the view (time travel)."""
+    tables = []
+    for view in views:
+        if view.version is None:
+            raise TrainingSetError(f"feature view {view.name}: no Delta version pinned")
+        tables.append((view, delta.read_at(spark, view.table, view.version)))
+    return tuple(tables)
 
 
 def load_labels(spark: SparkSession, labels: Labels) -> LoadedLabels:
@@ -172,8 +181,9 @@ def validate_labels(
             )
 
 
-def pin_feature_tables(spark: SparkSession, selection: FeatureSelection) -> tuple[ViewRead, ...]:
-    """Each view with the current Delta version of its table, checked for the needed columns."""
+def pin_feature_tables(spark: SparkSession, selection: FeatureSelection) -> PinnedTables:
+    """Each view at the current Delta version of its table, read at that version once and
+    checked for the needed columns."""
     pinned = []
     for view in selection.views:
         if not spark.catalog.tableExists(view.table):
@@ -183,13 +193,13 @@ def pin_feature_tables(spark: SparkSession, selection: FeatureSelection) -> tupl
         if not delta.is_delta(spark, view.table):
             raise TrainingSetError(f"feature table {view.table} is not a Delta table")
         version = delta.current_version(spark, view.table)
-        columns = set(delta.read_at(spark, view.table, version).columns)
-        missing = [c for c in view.columns() if c not in columns]
+        table = delta.read_at(spark, view.table, version)
+        missing = [c for c in view.columns() if c not in set(table.columns)]
         if missing:
             raise TrainingSetError(
                 f"feature table {view.table} (version {version}) lacks columns {missing}"
             )
-        pinned.append(view.at_version(version))
+        pinned.append((view.at_version(version), table))
     return tuple(pinned)
 
 

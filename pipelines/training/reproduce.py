@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from features import REGISTRY, DeclarationError
 from pipelines.errors import MissingTableError
 from pipelines.training import delta
-from pipelines.training.api import TrainingSetError, join_features
+from pipelines.training.api import TrainingSetError, join_features, read_pinned
 from pipelines.training.metadata import TrainingSetRecord
 from pipelines.training.spec import select_features
 
@@ -30,9 +30,8 @@ def reproduce(spark: SparkSession, output: str, *, into: str | None = None) -> D
     """
     record = read_record(spark, output)
     labels = delta.read_at(spark, record.labels.ref, record.labels.version)
-    rebuilt = join_features(
-        spark, labels, record.views, record.timestamp_column, record.as_known_at
-    )
+    tables = read_pinned(spark, record.views)
+    rebuilt = join_features(labels, tables, record.timestamp_column, record.as_known_at)
     if into is None:
         return rebuilt
     into_ref = delta.normalize(into)
