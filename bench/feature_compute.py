@@ -6,10 +6,11 @@ Generates about `--events` clean events (pipelines.generate + pipelines.ingest,
 Zipf-skewed members, titles and ads) in a throwaway data directory, then times
 `pipelines.compute.compute` over every windowed view, and a naive baseline that
 range-joins each view's change hours against the raw events once per window
-(what a direct SQL translation of the semantics does). The baseline runs on the
-first `--baseline-days` days only (it is quadratic in the events of popular
-entities); the engine is timed on that same subset too, so the speedup compares
-equal work, and on the full data for throughput. Both write Delta tables, two
+(what a direct SQL translation of the semantics does). By default the baseline
+covers all the data, as the engine does (about 50 minutes for 10 M events on 2
+cores: it is quadratic in the events of popular entities). `--baseline-days N`
+limits it to the first N days for a quicker look; the engine is then also timed
+on that subset, so the speedup compares equal work. Both write Delta tables, two
 views at a time.
 Reports medians over `--repeats`, the driver's and the JVM's peak resident
 memory, and the JVM heap pools' peak usage.
@@ -354,7 +355,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=28, help="days of events")
-    parser.add_argument("--baseline-days", type=int, default=10, help="days the baseline covers")
+    parser.add_argument(
+        "--baseline-days", type=int, default=None, help="days the baseline covers (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", default=None, help="default: a temporary directory")
     parser.add_argument(
@@ -384,20 +387,20 @@ def main() -> None:
           f"({time.perf_counter() - began:.0f} s to prepare)", flush=True)  # fmt: skip
 
     full_end = START + timedelta(days=args.days)
-    subset_end = START + timedelta(days=args.baseline_days)
+    subset_end = START + timedelta(days=args.baseline_days or args.days)
     subset = clean_events(spark, START, subset_end)
     # Warm-up: JIT and catalog caches, so that the first timed run is not penalized.
     run_engine(spark, START, START + timedelta(hours=6))
 
     results = {
-        "engine, subset": (subset, timed("engine subset", args.repeats, spark,
-                                         lambda: run_engine(spark, START, subset_end))),
-        "naive, subset": (subset, timed("naive subset", args.repeats, spark,
+        "engine, same span": (subset, timed("engine, same span", args.repeats, spark,
+                                        lambda: run_engine(spark, START, subset_end))),
+        "naive, same span": (subset, timed("naive, same span", args.repeats, spark,
                                         lambda: run_naive(spark, START, subset_end))),
     }  # fmt: skip
     bad = mismatches(spark, START, subset_end)
     if subset_end >= full_end:  # the subset is all the data: no need to run it again
-        results["engine, full"] = results["engine, subset"]
+        results["engine, full"] = results["engine, same span"]
     else:
         results["engine, full"] = (
             total,
@@ -407,19 +410,19 @@ def main() -> None:
     gib = 1024**3
     print()
     print(f"cores: {os.cpu_count()}, Spark local[2], medians of {args.repeats} runs")
-    print(f"engine vs baseline on the subset: {bad} mismatching rows")
-    header = f"{'run':<16}{'events':>12}{'seconds':>10}{'events/s':>12}{'driver RSS':>12}"
+    print(f"engine vs baseline on the same span: {bad} mismatching rows")
+    header = f"{'run':<19}{'events':>12}{'seconds':>10}{'events/s':>12}{'driver RSS':>12}"
     print(header + f"{'JVM RSS':>10}{'JVM heap':>10}")
     for label, (events, r) in results.items():
         print(
-            f"{label:<16}{events:>12,}{r['seconds']:>10.1f}{events / r['seconds']:>12,.0f}"
+            f"{label:<19}{events:>12,}{r['seconds']:>10.1f}{events / r['seconds']:>12,.0f}"
             f"{r['driver'] / gib:>10.2f}GB{r['jvm'] / gib:>8.2f}GB{r['heap'] / gib:>8.2f}GB"
         )
-    engine_subset = results["engine, subset"][1]["seconds"]
-    naive_subset = results["naive, subset"][1]["seconds"]
+    engine_subset = results["engine, same span"][1]["seconds"]
+    naive_subset = results["naive, same span"][1]["seconds"]
     engine_full = total / results["engine, full"][1]["seconds"]
-    print(f"speedup on the same subset: {naive_subset / engine_subset:.1f}x")
-    print(f"events/s, engine on all data vs baseline on the subset: "
+    print(f"speedup on the same span: {naive_subset / engine_subset:.1f}x")
+    print(f"events/s, engine on all data vs baseline on its span: "
           f"{engine_full / (subset / naive_subset):.1f}x")  # fmt: skip
 
 
