@@ -9,6 +9,7 @@ sources. Every declared view is checked at every row and on a dense hour grid.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,10 @@ from features import REGISTRY, Aggregation, AttributeView, FeatureView, Op
 from features.entities import member
 from features.sources import playback_events
 from pipelines.compute import compute
+from pipelines.compute.job import windowed_rows
 from pipelines.compute.windows import nested_chains
 from pipelines.feature_tables import feature_table_schema
+from pipelines.interval import Interval
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, clean_table
 
 B = datetime(2026, 3, 2)  # a Monday, naive UTC like the rows Spark returns
@@ -197,6 +200,22 @@ ODD_WINDOWS = FeatureView(
         Aggregation(playback_events, Op.LAST, ("2d",), column="device"),
     ),
 )
+
+
+@pytest.mark.parametrize(
+    "view", [v for v in REGISTRY.views if isinstance(v, FeatureView)], ids=lambda v: v.name
+)
+def test_plan_sorts_each_view_three_times_in_a_fixed_number_of_tasks(spark, computed, view) -> None:
+    """The shape the engine is built for: one grid shuffle into the configured number of
+    partitions (not merged by adaptive execution), reused by the merge and every window,
+    and three sorts in all."""
+    plan = windowed_rows(spark, view, Interval.parse(START, END))
+    text = plan._jdf.queryExecution().executedPlan().toString()
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    key = view.entity.join_key
+    assert re.search(rf"hashpartitioning\({key}#\d+L?, {partitions}\), REPARTITION_BY_NUM", text)
+    assert text.count("REPARTITION_BY_NUM") == 1
+    assert text.count("Sort [") == 3
 
 
 def test_block_chains_of_windows_that_do_not_nest() -> None:
