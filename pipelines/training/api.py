@@ -194,7 +194,8 @@ def pin_feature_tables(spark: SparkSession, selection: FeatureSelection) -> Pinn
             raise TrainingSetError(f"feature table {view.table} is not a Delta table")
         version = delta.current_version(spark, view.table)
         table = delta.read_at(spark, view.table, version)
-        missing = [c for c in view.columns() if c not in set(table.columns)]
+        present = set(table.columns)
+        missing = [c for c in view.columns() if c not in present]
         if missing:
             raise TrainingSetError(
                 f"feature table {view.table} (version {version}) lacks columns {missing}"
