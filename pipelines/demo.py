@@ -92,8 +92,9 @@ def run_demo(
                 .agg(
                     F.count("*").alias("rows"),
                     F.countDistinct(view.entity.join_key).alias("entities"),
-                    F.min("event_timestamp").alias("first"),
-                    F.max("event_timestamp").alias("last"),
+                    # As text in the session time zone (UTC), not the machine's.
+                    F.min("event_timestamp").cast("string").alias("first"),
+                    F.max("event_timestamp").cast("string").alias("last"),
                 )
                 .collect()[0]
             )

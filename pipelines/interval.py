@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pipelines.errors import IntervalError
 
+if TYPE_CHECKING:  # serving processes import this module without loading Spark
+    from pyspark.sql import Column
+
 HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_time(value: str | datetime | date) -> datetime:
@@ -41,6 +46,23 @@ def parse_time(value: str | datetime | date) -> datetime:
         parsed.microsecond,
         tzinfo=UTC,
     )
+
+
+def utc_literal(moment: datetime) -> Column:
+    """A Spark timestamp literal for `moment` (naive values are UTC).
+
+    PySpark turns a naive datetime into an instant with the Python process's local time
+    zone, not the session's, so a naive literal would shift on a machine not in UTC.
+    """
+    from pyspark.sql import functions as F
+
+    return F.lit(parse_time(moment))
+
+
+def from_unix_micros(micros: int) -> datetime:
+    """The UTC datetime of a `unix_micros` value: collecting a timestamp column instead
+    would give a naive datetime in the Python process's local time zone."""
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def floor_hour(ts: datetime) -> datetime:
@@ -84,7 +106,8 @@ class Interval:
         return (self.end - self.start) / HOUR
 
     def spark_bounds(self) -> tuple[datetime, datetime]:
-        """Naive UTC datetimes, as Spark (session time zone UTC) expects in literals."""
+        """Naive UTC datetimes, for SQL text (read in the session time zone, UTC); Column
+        literals take `utc_literal` instead."""
         return self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
 
     def __str__(self) -> str:

@@ -25,7 +25,7 @@ from pipelines.cli import app
 from pipelines.compute import PROGRESS_TABLE, backfill, compute
 from pipelines.compute.backfill import is_covered
 from pipelines.errors import IntervalError, MissingTableError
-from pipelines.interval import Interval
+from pipelines.interval import Interval, parse_time
 
 # The module, not the function `pipelines.compute.backfill` that shadows it.
 backfill_module = importlib.import_module("pipelines.compute.backfill")
@@ -124,8 +124,9 @@ def test_declaration_errors_name_the_culprit() -> None:
 
 
 def test_chunk_coverage_accepts_other_chunkings() -> None:
-    noon, day = START + timedelta(hours=12), timedelta(days=1)
-    halves = [(START, noon), (noon, START + day)]  # as recorded: naive UTC
+    start = parse_time(START)
+    noon, day = start + timedelta(hours=12), timedelta(days=1)
+    halves = [(start, noon), (noon, start + day)]  # as `completed` returns them: UTC
     assert is_covered(Interval.parse(START, START + day), halves)
     assert is_covered(Interval.parse(START + timedelta(hours=3), noon), halves)
     assert not is_covered(Interval.parse(START, START + day), halves[:1])

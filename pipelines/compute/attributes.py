@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from features import AttributeView
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
+from pipelines.interval import utc_literal
 
 
 def attribute_rows(
@@ -24,9 +25,10 @@ def attribute_rows(
     """
     source = view.source
     key, ingested = view.entity.join_key, source.ingestion_column
-    lo, hi = start.replace(tzinfo=None), end.replace(tzinfo=None)
     dimension = spark.table(source.table).where(
-        F.col(key).isNotNull() & (F.col(ingested) >= F.lit(lo)) & (F.col(ingested) < F.lit(hi))
+        F.col(key).isNotNull()
+        & (F.col(ingested) >= utc_literal(start))
+        & (F.col(ingested) < utc_literal(end))
     )
     versions = dimension.groupBy(key, ingested).agg(
         F.max(F.struct(*[F.col(a) for a in view.attributes])).alias("version")

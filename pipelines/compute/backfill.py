@@ -22,7 +22,7 @@ from pipelines.compute.job import Moment, ViewRef, compute, require_sources, sel
 from pipelines.config import MONITORING_DB
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import IntervalError
-from pipelines.interval import HOUR, Interval
+from pipelines.interval import HOUR, Interval, from_unix_micros
 
 PROGRESS_TABLE = f"{MONITORING_DB}.backfill_progress"
 PROGRESS_SCHEMA = T.StructType(
@@ -43,20 +43,20 @@ def fingerprint(view: AnyView) -> str:
 
 
 def completed(spark: SparkSession, view: AnyView) -> list[tuple[datetime, datetime]]:
-    """The recorded chunks of `view` (naive UTC bounds), for its current declaration."""
+    """The recorded chunks of `view` (UTC bounds), for its current declaration."""
     if not table_exists(spark, PROGRESS_TABLE):
         return []
     records = (
         spark.table(PROGRESS_TABLE)
         .where((F.col("view") == view.name) & (F.col("fingerprint") == fingerprint(view)))
-        .select("chunk_start", "chunk_end")
+        .select(F.unix_micros("chunk_start").alias("lo"), F.unix_micros("chunk_end").alias("hi"))
         .collect()
     )
-    return [(r["chunk_start"], r["chunk_end"]) for r in records]
+    return [(from_unix_micros(r["lo"]), from_unix_micros(r["hi"])) for r in records]
 
 
 def is_covered(chunk: Interval, done: list[tuple[datetime, datetime]]) -> bool:
-    cursor, end = chunk.spark_bounds()
+    cursor, end = chunk.start, chunk.end
     for lo, hi in sorted(done):
         if lo <= cursor < hi:
             cursor = hi
@@ -66,7 +66,7 @@ def is_covered(chunk: Interval, done: list[tuple[datetime, datetime]]) -> bool:
 def record(spark: SparkSession, view: AnyView, chunk: Interval, table: str, rows: int) -> None:
     lo, hi = chunk.spark_bounds()
     entry = spark.createDataFrame(
-        [(view.name, fingerprint(view), lo, hi, table, rows)], PROGRESS_SCHEMA
+        [(view.name, fingerprint(view), chunk.start, chunk.end, table, rows)], PROGRESS_SCHEMA
     )
     predicate = (
         f"view = '{view.name}' AND chunk_start = TIMESTAMP '{lo}' AND chunk_end = TIMESTAMP '{hi}'"

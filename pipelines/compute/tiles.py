@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import Aggregation, EventSource, Op
+from pipelines.interval import parse_time, utc_literal
 
 HOUR_MICROS = 3_600_000_000
 # Column names of the engine's own intermediate values; features never start with "_".
@@ -148,8 +149,8 @@ def read_events(
     """The source's events of entities (non-null key) with event time in `[start, end)`."""
     events = spark.table(source.table)
     ts = F.col(source.timestamp_column)
-    lo, hi = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    condition = F.col(key).isNotNull() & (ts >= F.lit(lo)) & (ts < F.lit(hi))
+    lo, hi = parse_time(start), parse_time(end)
+    condition = F.col(key).isNotNull() & (ts >= utc_literal(lo)) & (ts < utc_literal(hi))
     if "event_date" in events.columns:
         # Partition pruning; the timestamp condition above is the exact one.
         condition &= F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date()))

@@ -39,7 +39,7 @@ from pipelines.config import MONITORING_DB, settings
 from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from pipelines.interval import parse_time
+from pipelines.interval import parse_time, utc_literal
 from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
@@ -250,14 +250,12 @@ def expected_values(
     """Per sampled entity, the feature row materialization up to `as_of` must leave online."""
     key = view.entity.join_key
     table = spark.table(view.table)
-    upper = F.lit(as_of.astimezone(UTC).replace(tzinfo=None)).cast("timestamp")
+    upper = utc_literal(as_of)
     before = table.where(F.col(EVENT_TIMESTAMP) < upper)
     ttl = view.effective_ttl
     if ttl.total_seconds() > 0:
         lower = as_of - ttl
-        before = before.where(
-            F.col(EVENT_TIMESTAMP) >= F.lit(lower.astimezone(UTC).replace(tzinfo=None))
-        )
+        before = before.where(F.col(EVENT_TIMESTAMP) >= utc_literal(lower))
     keys = sample_keys(before, key, sample)
     ranked = (
         before.join(F.broadcast(keys), key)
@@ -268,7 +266,7 @@ def expected_values(
             ),
         )
         .where("_rank = 1")
-        .where(F.col(EVENT_TIMESTAMP) >= F.lit(covered_from.astimezone(UTC).replace(tzinfo=None)))
+        .where(F.col(EVENT_TIMESTAMP) >= utc_literal(covered_from))
         .select(key, *[f.name for f in view.features])
         .orderBy(key)
     )
@@ -335,10 +333,9 @@ def _same(wanted: Any, actual: Any) -> tuple[bool, float | None]:
 def _metrics_frame(
     spark: SparkSession, as_of: datetime, measures: list[FeatureMeasure]
 ) -> DataFrame:
-    naive = as_of.astimezone(UTC).replace(tzinfo=None)
     rows = [
         (
-            naive,
+            parse_time(as_of),
             m.view,
             m.feature,
             m.compared,

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from features import REGISTRY
+from pipelines.interval import parse_time
 from pipelines.redis_server import RedisUnavailableError, ensure_redis, redis_client
 from pipelines.serving.encoding import (
     TAG_DOUBLE,
@@ -255,7 +256,7 @@ class OnlineReader:
         finally:
             pipe.reset()
 
-        oldest_us = None if as_of is None else as_of.astimezone(UTC).timestamp() * 1e6
+        oldest_us = None if as_of is None else parse_time(as_of).timestamp() * 1e6
         out: dict[str, list[Any]] = {
             key: [row[key] for row in entity_rows] for key in self._join_keys
         }

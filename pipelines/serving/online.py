@@ -22,12 +22,13 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from features import REGISTRY, DeclarationError
 from pipelines.config import settings
 from pipelines.errors import PlatformError
+from pipelines.interval import parse_time
 from pipelines.redis_server import RedisUnavailableError
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def _expired_features(
     response: Any, views: dict[str, list[str]], as_of: datetime
 ) -> dict[str, list[bool]]:
     """Per feature, which rows hold a value older than its view's TTL as of `as_of`."""
-    as_of_s = as_of.astimezone(UTC).timestamp()
+    as_of_s = parse_time(as_of).timestamp()
     view_of = {name: view for view, names in views.items() for name in names}
     expired: dict[str, list[bool]] = {}
     for name, vector in zip(

@@ -56,6 +56,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, spark_type
+from pipelines.interval import from_unix_micros, utc_literal
 from pipelines.training.spec import ViewRead
 
 # Internal column names; declared names are lower_snake_case and labels may not use
@@ -98,22 +99,29 @@ class SkewPolicy:
 
 @dataclass(frozen=True)
 class LabelStats:
-    """Label row count and earliest/latest label time (None when no row has a time)."""
+    """Label row count and earliest/latest label time in UTC (None when no row has a time)."""
 
     rows: int
     earliest: datetime | None
     latest: datetime | None
 
+    def time_range(self) -> tuple[datetime, datetime]:
+        """(earliest, latest), for joins that run only when some label has a time."""
+        if self.earliest is None or self.latest is None:
+            raise ValueError("no label row has a time")
+        return self.earliest, self.latest
+
 
 def label_stats(labels: DataFrame, timestamp_column: str) -> LabelStats:
     """Three scalars from one aggregate: they prune feature rows and size time buckets."""
-    label_time = _as_timestamp(labels, timestamp_column)
+    label_time = F.unix_micros(_as_timestamp(labels, timestamp_column))
     row = labels.agg(
         F.count(F.lit(1)).alias("n"), F.min(label_time).alias("lo"), F.max(label_time).alias("hi")
     ).first()
     if row is None:
         return LabelStats(0, None, None)
-    return LabelStats(int(row["n"]), row["lo"], row["hi"])
+    lo, hi = (None if us is None else from_unix_micros(us) for us in (row["lo"], row["hi"]))
+    return LabelStats(int(row["n"]), lo, hi)
 
 
 def bucket_width(stats: LabelStats, policy: SkewPolicy) -> timedelta:
@@ -221,7 +229,7 @@ def _join_key_group(
     carried = [c for c in current.columns if c not in (_LABEL, _TIME)]
     label_key = _label_key(group[0][0])
     matchable = label_key.isNotNull() & F.col(_TIME).isNotNull()
-    first_bucket = _bucket(F.lit(stats.earliest).cast(T.TimestampType()), width_us)
+    first_bucket = _bucket(utc_literal(stats.time_range()[0]), width_us)
 
     def is_hot(key: Column) -> Column:
         return key.isin(hot_keys) if hot_keys else F.lit(False)
@@ -319,8 +327,7 @@ def _feature_rows(
     """(key, visible time, kind, state struct) for the rows that can match some label."""
     event, created = F.col(EVENT_TIMESTAMP), F.col(CREATED_TIMESTAMP)
     key = F.col(view.join_key).cast(spark_type(view.key_type))
-    latest = F.lit(stats.latest).cast(T.TimestampType())
-    earliest = F.lit(stats.earliest).cast(T.TimestampType())
+    earliest, latest = (utc_literal(moment) for moment in stats.time_range())
     keep = key.isNotNull() & event.isNotNull() & (event <= latest)
     if view.ttl_seconds > 0:
         keep = keep & (event >= earliest - F.make_dt_interval(secs=F.lit(view.ttl_seconds)))

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.delta_io import ensure_database, interval_predicate, require_table
-from pipelines.interval import Interval
+from pipelines.interval import Interval, utc_literal
 from pipelines.tables import clean_table
 from pipelines.training import delta
 
@@ -38,13 +38,14 @@ def click_labels(impressions: DataFrame, clicks: DataFrame, interval: Interval) 
     Clicks are looked for up to 30 minutes past the interval's end, so the labels of
     an interval are final once that much later data has been ingested.
     """
-    start, end = interval.spark_bounds()
+    start, end = interval.start, interval.end
     shown = impressions.where(
-        (F.col("event_timestamp") >= F.lit(start)) & (F.col("event_timestamp") < F.lit(end))
+        (F.col("event_timestamp") >= utc_literal(start))
+        & (F.col("event_timestamp") < utc_literal(end))
     )
     click_times = clicks.where(
-        (F.col("event_timestamp") >= F.lit(start))
-        & (F.col("event_timestamp") <= F.lit(end + CLICK_WINDOW))
+        (F.col("event_timestamp") >= utc_literal(start))
+        & (F.col("event_timestamp") <= utc_literal(end + CLICK_WINDOW))
     ).select("impression_id", F.col("event_timestamp").alias("click_timestamp"))
     window = F.make_dt_interval(mins=F.lit(int(CLICK_WINDOW.total_seconds() // 60)))
     clicked = (
