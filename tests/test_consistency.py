@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+from pyspark.sql import functions as F
 
 from features import REGISTRY
 from pipelines.delta_io import replace_where, table_exists
@@ -15,6 +16,7 @@ from pipelines.quality.consistency import (
     METRICS_TABLE,
     check_consistency,
     compare_feature,
+    sample_keys,
 )
 from pipelines.redis_server import redis_client
 from pipelines.serving.encoding import encode_entity_keys, encode_values
@@ -107,11 +109,25 @@ def test_clean_materialization_passes_and_metrics_are_recorded(spark, world):
     assert recorded.count() == len(report.measures)
 
 
-def test_sampling_is_deterministic(spark, world):
-    _fresh(spark, world)
-    first = [m.example_entity for m in _check(spark, world).measures]
-    second = [m.example_entity for m in _check(spark, world).measures]
-    assert first == second
+def test_sampling_is_deterministic_and_stable_as_the_table_grows(spark):
+    def sampled(keys: list[int], partitions: int) -> list[int]:
+        df = spark.createDataFrame([(k,) for k in keys], "member_id long").repartition(partitions)
+        return sorted(r["member_id"] for r in sample_keys(df, "member_id", 25).collect())
+
+    def smallest_hashes(keys: list[int]) -> list[int]:
+        hashed = spark.createDataFrame([(k,) for k in keys], "member_id long").select(
+            "member_id", F.xxhash64("member_id").alias("h")
+        )
+        ranked = sorted(hashed.collect(), key=lambda r: (r["h"], r["member_id"]))
+        return sorted(r["member_id"] for r in ranked[:25])
+
+    old = list(range(1, 201))
+    first = sampled(old, 3)
+    assert first == smallest_hashes(old)
+    assert sampled(old[::-1] + old[:50], 7) == first  # row order, repeats, partitioning
+    grown = sampled(old + list(range(1000, 1200)), 5)
+    assert grown == smallest_hashes(old + list(range(1000, 1200)))
+    assert {k for k in grown if k <= 200} <= set(first)  # old keys only ever leave the sample
 
 
 def _sampled_key(spark, view_name: str) -> int:

@@ -6,6 +6,7 @@ data with a hot entity, with and without the as-known-at mode.
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import timedelta
 
@@ -155,8 +156,11 @@ def test_randomized_no_value_from_the_future(spark):
         oracle_view("ad_performance", ["ad_clicks_count_1d"], ad_rows),
         oracle_view("member_ad_history", ["member_impressions_count_7d"], member_rows),
     ]
-    for as_known_at in (False, True):
-        result = build_training_set(spark, labels_df, refs, as_known_at=as_known_at)
+    # Split ad 1 into time buckets too: hot keys take another path (carry-in rows).
+    split = SkewPolicy(min_hot_labels=10, hot_share=0.05, buckets=16)
+    assert sum(label["ad_id"] == 1 for label in labels) > 0.05 * len(labels)
+    for as_known_at, skew in itertools.product((False, True), (None, split)):
+        result = build_training_set(spark, labels_df, refs, as_known_at=as_known_at, skew=skew)
         rows = result.collect()
         assert len(rows) == len(labels)
         for row in rows:
