@@ -10,8 +10,10 @@ STAMP  := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	@command -v java >/dev/null || { echo "error: Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "error: Python 3.11 or 3.12 is required (e.g. make PYTHON=python3.11 ...)")'
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "error: $(PYTHON) cannot create virtual environments (apt-get install python3-venv)"; exit 1; }
+	@java_major=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1); \
+	  [ "$${java_major:-0}" -ge 17 ] || { echo "error: Java 17 or newer is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python -e ".[dev]"

@@ -7,14 +7,16 @@ the `ctr_model` feature service into a dated Delta path
 `<data dir>/training_sets/ctr/<YYYY-MM-DD>`, recording the Delta versions it read so the set can
 be rebuilt with `feature-platform training-set --reproduce <path>`.
 
-Waits for nothing but its own interval; run it after `feature_pipeline` has covered the day
-(the labels need 30 minutes of clicks after the day ends, which the next hourly runs ingest).
+First waits (without holding the `spark` pool) until `feature_pipeline` has ingested and
+computed the next day's first hour: by then the day's features are computed and the clicks of
+the 30 minutes after the day, which its last impressions' labels depend on, are ingested.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -44,7 +46,18 @@ def training_set() -> None:
 
         return tasks.run("training_set", data_interval_start, data_interval_end)
 
-    build_ctr_training_set()
+    next_day_first_hour = ExternalTaskSensor(
+        task_id="wait_for_next_day_first_hour",
+        external_dag_id="feature_pipeline",
+        external_task_id="compute",
+        # The hourly run starting when this day ends: logical date + 1 day.
+        execution_delta=-timedelta(days=1),
+        mode="reschedule",
+        poke_interval=300,
+        timeout=12 * 3600,
+        pool="default_pool",
+    )
+    next_day_first_hour >> build_ctr_training_set()
 
 
 training_set()

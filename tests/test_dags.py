@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pendulum
 import pytest
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk.bases.sensor import BaseSensorOperator
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
@@ -46,7 +48,7 @@ def test_every_dag_file_imports_without_errors(dagbag):
     assert {"feature_pipeline", "training_set"} <= set(dagbag.dag_ids)
 
 
-def test_every_task_has_retries_an_owner_and_the_spark_pool(dagbag):
+def test_every_task_has_retries_an_owner_and_the_spark_pool_unless_it_waits(dagbag):
     for dag in dagbag.dags.values():
         assert dag.tags and dag.doc_md, dag.dag_id
         assert dag.max_active_runs == 1, dag.dag_id
@@ -55,7 +57,28 @@ def test_every_task_has_retries_an_owner_and_the_spark_pool(dagbag):
         for task in dag.tasks:
             assert task.retries >= 1, task.task_id
             assert task.owner not in (None, "", "airflow"), task.task_id
-            assert task.pool == "spark", task.task_id
+            # A sensor must not hold the one Spark slot while it waits.
+            wanted = "default_pool" if isinstance(task, BaseSensorOperator) else "spark"
+            assert task.pool == wanted, task.task_id
+
+
+def test_training_set_waits_for_the_first_hour_after_its_day(dagbag):
+    dag = dagbag.dags["training_set"]
+    build = dag.get_task("build_ctr_training_set")
+    (sensor_id,) = build.upstream_task_ids
+    sensor = dag.get_task(sensor_id)
+    assert isinstance(sensor, ExternalTaskSensor)
+    assert (sensor.external_dag_id, sensor.external_task_id) == ("feature_pipeline", "compute")
+    assert sensor.mode == "reschedule"
+    day = pendulum.datetime(2026, 11, 3, tz="UTC")
+    interval = dag.timetable.infer_manual_data_interval(run_after=day + timedelta(hours=5))
+    # The sensor looks for the run with logical date (= data interval start) this one's
+    # minus the delta: the hourly run that starts as this day ends.
+    waited_for = interval.start - sensor.execution_delta
+    assert waited_for == interval.end
+    hourly = dagbag.dags["feature_pipeline"].timetable
+    first_hour = hourly.infer_manual_data_interval(run_after=waited_for + timedelta(hours=1))
+    assert (first_hour.start, first_hour.end) == (waited_for, waited_for + timedelta(hours=1))
 
 
 def test_pipeline_order(dagbag):

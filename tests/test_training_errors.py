@@ -45,6 +45,14 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(
     assert not (tmp_path / "training_set__labels").exists()
 
 
+def test_output_cannot_be_a_feature_table_it_reads(spark):
+    labels = spark.sql(
+        "SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp"
+    )
+    with pytest.raises(PlatformError, match="feature table of view ad_performance"):
+        build_training_set(spark, labels, FEATURES, output="features.ad_performance")
+
+
 def test_unknown_features_are_also_declaration_errors(spark):
     labels = spark.sql("SELECT 1L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp")
     with pytest.raises(DeclarationError, match="nope"):

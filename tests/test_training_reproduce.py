@@ -12,6 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 from training_oracle import feature_row, write_feature_table
 
 from features import REGISTRY
+from pipelines.errors import PlatformError
 from pipelines.training import build_training_set, reproduce
 from pipelines.training.metadata import (
     DEFINITIONS_HASH_PROPERTY,
@@ -133,11 +134,12 @@ def test_reproduce_after_the_feature_tables_changed(spark, tmp_path):
     copy_out = str(tmp_path / "rebuilt")
     assertDataFrameEqual(reproduce(spark, in_memory_out, into=copy_out), recorded_rows)
     assert read_record(spark, copy_out) == read_record(spark, in_memory_out)
+    feature_table = read_record(spark, in_memory_out).views[0].table
+    with pytest.raises(PlatformError, match="an input of the rebuild"):
+        reproduce(spark, in_memory_out, into=feature_table)
 
 
 def test_reproduce_needs_a_training_set(spark, tmp_path):
-    from pipelines.errors import PlatformError
-
     plain = str(tmp_path / "plain")
     spark.range(3).write.format("delta").save(plain)
     with pytest.raises(PlatformError, match="not a training set"):

@@ -65,6 +65,7 @@ def build_training_set(
     """
     selection = _select(REGISTRY, features)
     output_ref = delta.normalize(output) if output is not None else None
+    _check_output_is_not_read(output_ref, selection.views)
     loaded = load_labels(spark, labels)
     validate_labels(loaded, selection, timestamp_column)
     _check_names(loaded.df, selection.views)
@@ -217,6 +218,14 @@ def _select(registry: Registry, features: Features) -> FeatureSelection:
         raise
     except DeclarationError as exc:
         raise TrainingSetError(str(exc)) from exc
+
+
+def _check_output_is_not_read(output_ref: str | None, views: tuple[ViewRead, ...]) -> None:
+    for view in views:
+        if output_ref == view.table:
+            raise TrainingSetError(
+                f"output {output_ref} is the feature table of view {view.name}, an input"
+            )
 
 
 def _check_names(labels: DataFrame, views: tuple[ViewRead, ...]) -> None:

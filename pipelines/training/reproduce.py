@@ -35,7 +35,8 @@ def reproduce(spark: SparkSession, output: str, *, into: str | None = None) -> D
     if into is None:
         return rebuilt
     into_ref = delta.normalize(into)
-    if into_ref in (delta.normalize(output), record.labels.ref):
+    inputs = {delta.normalize(output), record.labels.ref, *(view.table for view in record.views)}
+    if into_ref in inputs:
         raise TrainingSetError(f"cannot rebuild into {into_ref}: it is an input of the rebuild")
     delta.replace_with_properties(rebuilt, into_ref, record.to_properties())
     return delta.read_latest(spark, into_ref)
