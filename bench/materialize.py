@@ -7,7 +7,10 @@ Writes a synthetic wide feature table (`--entities` rows, one per entity, with
 directory, starts a throwaway redis-server, and measures, in one process:
 
 - platform: `pipelines.serving.materialize` (Spark executors encode column-wise and
-  pipeline HGET/HSET straight to Redis), on all entities;
+  pipeline HGET/HSET straight to Redis), on all entities; and again into a local
+  Redis Cluster of `--cluster-nodes` primaries (0 skips it) on the same machine,
+  where the nodes share the cores with Spark, so it shows the cost of routing by
+  slot, not the gain of more machines;
 - Feast `local` engine and Feast `spark.engine`: `FeatureStore.materialize` on the
   first `--feast-entities` entities (they are too slow for all of them; the local
   engine, which pulls the table into this process, was killed by the kernel's OOM
@@ -173,6 +176,7 @@ def main() -> None:
     parser.add_argument("--feast-entities", type=int, default=20_000)
     parser.add_argument("--raw-entities", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cluster-nodes", type=int, default=3)
     parser.add_argument("--keep-snapshots", action="store_true", help="leave RDB saves on")
     args = parser.parse_args()
 
@@ -183,7 +187,7 @@ def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Feast's spark.engine workers
 
     from pipelines.interval import Interval
-    from pipelines.redis_server import RedisServer, redis_client
+    from pipelines.redis_server import RedisServer, redis_client, running_redis_cluster
     from pipelines.serving.materialize import materialize_view
     from pipelines.spark import get_spark
 
@@ -219,6 +223,30 @@ def main() -> None:
         results.append(("platform (Spark executors, column-wise)", args.entities, wall))
         wall = timed("platform, subset", args.repeats, flush, platform(subset))
         results.append(("platform on the Feast subset", subset_n, wall))
+
+        if args.cluster_nodes:
+            nodes = args.cluster_nodes
+            with running_redis_cluster(data_dir / "cluster", nodes) as cluster_url:
+                cluster = redis_client(cluster_url)
+                if not args.keep_snapshots:
+                    for node in cluster.get_primaries():
+                        cluster.get_redis_connection(node).config_set("save", "")
+
+                def flush_cluster() -> None:
+                    cluster.flushall()
+
+                def into_cluster() -> None:
+                    materialize_view(spark, full, interval, redis_url=cluster_url, project=PROJECT)
+
+                wall = timed(
+                    f"platform, {nodes}-node cluster", args.repeats, flush_cluster, into_cluster
+                )
+                results.append((f"platform into a {nodes}-node Redis Cluster", args.entities, wall))
+                sizes = [
+                    cluster.get_redis_connection(node).dbsize() for node in cluster.get_primaries()
+                ]
+                assert sum(sizes) == args.entities and min(sizes) > 0, sizes  # every node got some
+                cluster.close()
 
         for engine in ("local", "spark.engine"):
             store = feast_store(subset, url, engine, data_dir / f"feast-{engine}" / "registry.db")
