@@ -7,7 +7,10 @@ Values are written with the platform's Redis writer from in-memory Arrow tables
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -32,16 +35,23 @@ pytestmark = [
 T = datetime(2031, 5, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def applied_repo(redis_server, tmp_path_factory):
+@contextmanager
+def feast_repo_applied(redis_url: str, data_dir: Path) -> Iterator[None]:
+    """The platform's Feast repo applied, with this data dir and Redis in the environment."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path_factory.mktemp("online-data")))
-        patch.setenv("REDIS_URL", redis_server.url)
+        patch.setenv("FEATURE_PLATFORM_DATA_DIR", str(data_dir))
+        patch.setenv("REDIS_URL", redis_url)
         for name, value in feast_environment().items():
             patch.setenv(name, value)
         from pipelines.feast_repo import feast_objects
 
         feature_store().apply(list(feast_objects().values()))
+        yield
+
+
+@pytest.fixture(scope="module")
+def applied_repo(redis_server, tmp_path_factory):
+    with feast_repo_applied(redis_server.url, tmp_path_factory.mktemp("online-data")):
         yield
 
 

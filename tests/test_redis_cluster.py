@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from test_online import write_rows
+from test_online import feast_repo_applied, write_rows
 
 from features import REGISTRY
 from pipelines.redis_server import (
@@ -23,7 +23,7 @@ from pipelines.serving.direct import OnlineReader
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.online import get_online_features
 from pipelines.serving.redis_writer import write_table
-from pipelines.serving.store import feast_environment, feature_store, repo_settings
+from pipelines.serving.store import repo_settings
 
 pytestmark = [
     pytest.mark.redis,
@@ -42,14 +42,7 @@ def cluster_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster_repo(cluster_url, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path_factory.mktemp("cluster-data")))
-        patch.setenv("REDIS_URL", cluster_url)
-        for name, value in feast_environment().items():
-            patch.setenv(name, value)
-        from pipelines.feast_repo import feast_objects
-
-        feature_store().apply(list(feast_objects().values()))
+    with feast_repo_applied(cluster_url, tmp_path_factory.mktemp("cluster-data")):
         yield cluster_url
 
 

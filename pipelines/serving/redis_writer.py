@@ -40,6 +40,7 @@ from pipelines.serving.encoding import (
 
 EVENT_TIMESTAMP = "event_timestamp"
 RESULT_SCHEMA = "rows long, written long, skipped long"
+_COUNTS = pa.schema([("rows", pa.int64()), ("written", pa.int64()), ("skipped", pa.int64())])
 DEFAULT_CHUNK_ROWS = 5000
 
 
@@ -75,9 +76,14 @@ class _Chunk:
 
 
 def _start_chunk(
-    conn: redis.connection.Connection, layout: ViewLayout, rows: pa.RecordBatch
+    conn: redis.connection.Connection,
+    layout: ViewLayout,
+    rows: pa.RecordBatch,
+    keys: pa.Array | None = None,
 ) -> _Chunk:
-    keys = encode_entity_keys(layout, rows.column(layout.join_key))
+    """Send the rows' HGETs and encode their HSETs; `keys` if already encoded."""
+    if keys is None:
+        keys = encode_entity_keys(layout, rows.column(layout.join_key))
     _send(conn, resp_commands([b"HGET", keys, layout.ts_field]))
     # Encoded while Redis answers (and finishes the previous chunk's HSETs).
     return _Chunk(rows, keys, _hset_commands(layout, rows, keys))
@@ -178,10 +184,12 @@ class PartitionWriter:
                         pool = client.get_redis_connection(node).connection_pool
                         pools[node.name], conns[node.name] = pool, pool.get_connection()
                     rows_of.setdefault(node.name, []).append(i)
-                started = {
-                    name: _start_chunk(conns[name], self.layout, chunk.take(pa.array(rows)))
-                    for name, rows in rows_of.items()
-                }
+                started = {}
+                for name, rows in rows_of.items():
+                    taken = pa.array(rows, pa.int64())
+                    started[name] = _start_chunk(
+                        conns[name], self.layout, chunk.take(taken), keys.take(taken)
+                    )
                 sent = {
                     name: _send_newer(conns[name], self.layout, part)
                     for name, part in started.items()
@@ -202,7 +210,7 @@ class PartitionWriter:
 def _counts_batch(written: int, skipped: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {"rows": [written + skipped], "written": [written], "skipped": [skipped]},
-        schema=pa.schema([("rows", pa.int64()), ("written", pa.int64()), ("skipped", pa.int64())]),
+        schema=_COUNTS,
     )
 
 
