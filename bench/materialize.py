@@ -79,7 +79,10 @@ def write_table(spark, view, entities: int) -> None:  # type: ignore[no-untyped-
         secs=(F.col("id") * 7919 % seconds).cast("int")
     )
     cols = [F.col("id").alias("member_id"), event.alias("event_timestamp")]
-    cols.append(event.alias("created_timestamp"))
+    # An attribute version's shape: known at the end of the hour it arrived in.
+    cols.append(
+        (F.date_trunc("HOUR", event) + F.expr("INTERVAL 1 HOUR")).alias("created_timestamp")
+    )
     for i, feature in enumerate(view.features):
         if feature.value_type == "float64":
             value = F.rand(seed=i) * 1000.0

@@ -15,7 +15,11 @@ times single requests of 1 and of 100 entity rows:
 - Feast: `FeatureStore.get_online_features(service).to_dict()`;
 - raw pipelined HMGET: the same HMGET commands Feast sends (one per view and entity
   row, in one pipeline), bytes only, no decoding;
-- raw HMGET per hash: one HMGET per entity hash (all the fields a row needs from it).
+- raw HMGET per hash: one HMGET per entity hash (all the fields a row needs from it);
+- OnlineReader with request logging on (`--log-sample`, default every row) against the
+  same reader without, requests alternating between the two so both see the same
+  machine: the logged reader buffers the sampled rows and a background thread writes
+  them to Parquet while requests go on.
 
 Reports p50 and p99 over `--requests` requests after a warm-up, in one process,
 against one local redis-server. After start-up the process freezes its objects
@@ -46,6 +50,7 @@ def synthetic_table(view, keys: list[int], rng: random.Random):  # type: ignore[
     columns: dict[str, Any] = {
         view.entity.join_key: pa.array(keys, pa.int64()),
         "event_timestamp": pa.array([WHEN] * len(keys), pa.timestamp("us", "UTC")),
+        "created_timestamp": pa.array([WHEN] * len(keys), pa.timestamp("us", "UTC")),
     }
     for feature in view.features:
         if feature.value_type == "int64":
@@ -78,6 +83,20 @@ def measure(
     return percentiles(samples)
 
 
+def measure_alternating(
+    calls: list[Callable[[list[dict]], object]], batches: list[list[dict]], warmup: int
+) -> list[tuple[float, float]]:
+    """Each request through every call in turn (same rows, same moment), percentiles per call."""
+    samples: list[list[int]] = [[] for _ in calls]
+    for n, rows in enumerate(batches):
+        for call, own in zip(calls, samples, strict=True):
+            began = time.perf_counter_ns()
+            call(rows)
+            if n >= warmup:
+                own.append(time.perf_counter_ns() - began)
+    return [percentiles(own) for own in samples]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -89,6 +108,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="skip gc.freeze() after start-up"
+    )
+    parser.add_argument(
+        "--log-sample", type=float, default=1.0, help="share of entity rows the logged reader logs"
     )
     args = parser.parse_args()
 
@@ -114,6 +136,7 @@ def main() -> None:
     resolved = REGISTRY.resolve(wanted)
     key_counts = {"member_id": args.members, "ad_id": args.ads, "title_id": args.ads}
     results: list[tuple[str, int, float, float]] = []
+    logging: dict[int, float] = {}
 
     with RedisServer(data_dir / "redis") as server:
         os.environ["REDIS_URL"] = server.url
@@ -130,6 +153,13 @@ def main() -> None:
             store.get_feature_service(args.service) if isinstance(wanted, str) else wanted
         )
         reader = OnlineReader(wanted, redis_url=server.url)
+        log = None
+        logged_reader = None
+        if isinstance(wanted, str):
+            from pipelines.serving.request_log import RequestLog
+
+            log = RequestLog(wanted, sample=args.log_sample, flush_seconds=1.0)
+            logged_reader = OnlineReader(wanted, redis_url=server.url, log=log)
         client = redis_client(server.url)
 
         def feast_call(rows: list[dict]) -> object:
@@ -189,7 +219,19 @@ def main() -> None:
                 p50, p99 = measure(call, batches, args.warmup)
                 results.append((label, batch, p50, p99))
                 print(f"  {label}, {batch} rows: p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
+            if logged_reader is not None:
+                off, on = measure_alternating([reader.get, logged_reader.get], batches, args.warmup)
+                for label, (p50, p99) in (
+                    ("OnlineReader, logging off (alternating)", off),
+                    (f"OnlineReader, logging {args.log_sample:.0%} (alternating)", on),
+                ):
+                    results.append((label, batch, p50, p99))
+                    print(f"  {label}, {batch} rows: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+                logging[batch] = on[1] / off[1]
         client.close()
+        if log is not None:
+            log.close()
+            print(f"  request log: {log.logged:,} rows written, {log.dropped:,} dropped")
 
     features = sum(len(n) for n in resolved.values())
     print()
@@ -202,6 +244,8 @@ def main() -> None:
     raw = {b: p99 for label, b, _, p99 in results if label.startswith("raw pipelined")}
     for label, batch, p50, p99 in results:
         print(f"{label:<42}{batch:>5}{p50:>9.2f}{p99:>9.2f}{p99 / raw[batch]:>21.2f}x")
+    for batch, ratio in logging.items():
+        print(f"request logging on / off, {batch} rows: p99 {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -4,23 +4,32 @@
 Hourly, for the run's data interval `[data_interval_start, data_interval_end)`:
 
 1. **ingest** raw events that arrived in the interval into the clean tables (malformed rows to `clean.quarantine`);
-2. **compute** every feature view for the hours of the interval (Delta `replaceWhere`: reruns are idempotent);
-3. **validate** the clean and feature tables with Great Expectations (a failure stops the run here);
-4. **materialize** the interval's latest values to Redis in Feast's layout (never older over newer);
-5. **consistency**: sample entities, compare Redis (through Feast) with the Delta tables, fail on skew.
+2. **compute** the feature versions that became knowable in the interval: every row as of the interval's end,
+   and new versions of earlier rows that late events changed (Delta `replaceWhere`: reruns are idempotent);
+3. **validate** those versions and the clean rows with Great Expectations (a failure stops the run here);
+4. **wait_for_publication** until `data_interval_end` + the views' declared serving lag: values go online
+   exactly when training sets "as served" say they did (the sensor waits outside the `spark` pool);
+5. **materialize** the entities whose current values changed to Redis in Feast's layout (newer wins);
+6. **consistency**: sample entities, compare Redis (through Feast) with the Delta tables, fail on skew;
+7. **replay** the previous hour's logged requests through the training-set builder in serving mode
+   (skipped when nothing was logged), fail when a training row differs from what was served.
 
-Every task calls `pipelines.tasks`; nothing here reads data or configuration at parse time.
-Spark tasks share the `spark` pool (one slot by default: the embedded metastore admits one JVM).
-Set `FEATURE_PLATFORM_TASK_RUNNER=spark-submit` and `FEATURE_PLATFORM_SPARK_MASTER=spark://...`
-to run the same tasks with `spark-submit` against a cluster.
+Every task calls `pipelines.tasks`; nothing here reads data or configuration at parse time (the
+declarations in `features/` are inert data). Spark tasks share the `spark` pool (one slot by default:
+the embedded metastore admits one JVM). Set `FEATURE_PLATFORM_TASK_RUNNER=spark-submit` and
+`FEATURE_PLATFORM_SPARK_MASTER=spark://...` to run the same tasks with `spark-submit` against a cluster.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from airflow.providers.standard.sensors.date_time import DateTimeSensor
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
+
+from features import REGISTRY
 
 SPARK_POOL = "spark"
 # The first hour of the platform's data; catchup fills every hour since.
@@ -34,6 +43,14 @@ default_args = {
     "max_retry_delay": timedelta(minutes=15),
     "pool": SPARK_POOL,
 }
+
+
+def publication_groups() -> dict[timedelta, list[str]]:
+    """The views by declared serving lag: each group goes online at its own time."""
+    groups: dict[timedelta, list[str]] = {}
+    for view in REGISTRY.views:
+        groups.setdefault(view.serving_lag, []).append(view.name)
+    return dict(sorted(groups.items()))
 
 
 @dag(
@@ -66,10 +83,10 @@ def feature_pipeline() -> None:
         return tasks.run("validate", data_interval_start, data_interval_end)
 
     @task
-    def materialize(data_interval_start=None, data_interval_end=None) -> dict:
+    def materialize(views=None, data_interval_start=None, data_interval_end=None) -> dict:
         from pipelines import tasks
 
-        return tasks.run("materialize", data_interval_start, data_interval_end)
+        return tasks.run("materialize", data_interval_start, data_interval_end, views=views)
 
     @task
     def consistency(data_interval_start=None, data_interval_end=None) -> dict:
@@ -77,7 +94,33 @@ def feature_pipeline() -> None:
 
         return tasks.run("consistency", data_interval_start, data_interval_end)
 
-    ingest() >> compute() >> validate() >> materialize() >> consistency()
+    @task
+    def replay(data_interval_start=None, data_interval_end=None) -> dict:
+        from pipelines import tasks
+
+        result = tasks.run("replay", data_interval_start, data_interval_end)
+        if "skipped" in result:
+            raise AirflowSkipException(result["skipped"])
+        return result
+
+    validated = ingest() >> compute() >> validate()
+    checked = consistency()
+    groups = publication_groups()
+    for lag, views in groups.items():
+        suffix = "" if len(groups) == 1 else f"_{int(lag.total_seconds() // 60)}min"
+        wait = DateTimeSensor(
+            task_id=f"wait_for_publication{suffix}",
+            target_time=f"{{{{ data_interval_end + macros.timedelta(seconds={int(lag.total_seconds())}) }}}}",
+            mode="reschedule",
+            poke_interval=30,
+            timeout=3600,
+            pool="default_pool",
+        )
+        published = materialize.override(task_id=f"materialize{suffix}")(
+            views=None if len(groups) == 1 else views
+        )
+        validated >> wait >> published >> checked
+    replay()
 
 
 feature_pipeline()

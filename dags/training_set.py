@@ -2,14 +2,15 @@
 ### training_set
 
 Daily, for the previous day `[data_interval_start, data_interval_end)`: builds the click-through
-labels (one row per ad impression, clicked within 30 minutes) and joins them point-in-time with
-the `ctr_model` feature service into a dated Delta path
+labels (`features.labels.ctr`: one row per ad impression, clicked within 30 minutes) and joins
+them with the `ctr_model` feature service as served (`Mode.SERVING`: each row holds exactly what
+the online store served at the impression's time) into a dated Delta path
 `<data dir>/training_sets/ctr/<YYYY-MM-DD>`, recording the Delta versions it read so the set can
 be rebuilt with `feature-platform training-set --reproduce <path>`.
 
-First waits (without holding the `spark` pool) until `feature_pipeline` has ingested and
-computed the next day's first hour: by then the day's features are computed and the clicks of
-the 30 minutes after the day, which its last impressions' labels depend on, are ingested.
+First waits (without holding the `spark` pool) until the labels are mature: until
+`feature_pipeline` has ingested and computed the hour that ends `ctr.maturity` after the day
+(the click window plus the clicks' declared lateness), so clicks that arrive late still count.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+
+from features.labels import ctr
 
 default_args = {
     "owner": "ml-platform",
@@ -46,18 +49,19 @@ def training_set() -> None:
 
         return tasks.run("training_set", data_interval_start, data_interval_end)
 
-    next_day_first_hour = ExternalTaskSensor(
-        task_id="wait_for_next_day_first_hour",
+    labels_mature = ExternalTaskSensor(
+        task_id="wait_for_mature_labels",
         external_dag_id="feature_pipeline",
         external_task_id="compute",
-        # The hourly run starting when this day ends: logical date + 1 day.
-        execution_delta=-timedelta(days=1),
+        # The hourly run that ends `ctr.maturity` after this day: its logical date (the
+        # start of its interval) is this run's + 1 day + maturity - 1 hour.
+        execution_delta=-(timedelta(days=1) + ctr.maturity - timedelta(hours=1)),
         mode="reschedule",
         poke_interval=300,
         timeout=12 * 3600,
         pool="default_pool",
     )
-    next_day_first_hour >> build_ctr_training_set()
+    labels_mature >> build_ctr_training_set()
 
 
 training_set()

@@ -8,9 +8,11 @@ all built from it.
 from __future__ import annotations
 
 from features.core import (
+    DEFAULT_SERVING_LAG,
     Aggregation,
     AnyView,
     AttributeView,
+    ClickLabels,
     DeclarationError,
     DimensionSource,
     Entity,
@@ -30,10 +32,12 @@ from features.views import VIEWS
 REGISTRY = Registry(entities=ENTITIES, views=VIEWS, services=SERVICES)
 
 __all__ = [
+    "DEFAULT_SERVING_LAG",
     "REGISTRY",
     "Aggregation",
     "AnyView",
     "AttributeView",
+    "ClickLabels",
     "DeclarationError",
     "DimensionSource",
     "Entity",

@@ -12,8 +12,16 @@ one hour after an event's hour (the event enters the window) and `w` later (it
 leaves), so the latest row at or before time `t` is the exact value as of
 `floor_hour(t)`. Aggregations skip null values (COUNT without a column counts
 events); empty windows give 0 for counts, sums and distinct counts and null
-for avg, min, max and last. `created_timestamp` is the latest of `T` and the
-ingestion times of the events in `[T - max_window, T)`: when the row became knowable.
+for avg, min, max and last.
+
+The tables are bitemporal: `created_timestamp` K is the end of the hour in which a
+version of the row became knowable (the events it aggregates arrived before K). A row
+is first written as known at its own hour (K = T); an event that arrives later adds a
+version, with a later K, of every row it changes (see `pipelines.compute.job`).
+
+Serving: the hourly pipeline publishes the versions known at K to the online store at
+K + `serving_lag` (a view's declared lag), never earlier; a training set built "as
+served" uses exactly those versions at each label time.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ _WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 
 # Value types shared by sources, features and Feast's type system.
 VALUE_TYPES = ("int64", "float64", "string", "date", "timestamp")
+# How long after the end of an hour the hourly pipeline publishes what it learned in that
+# hour to the online store: room for ingest, compute, validation and materialization.
+DEFAULT_SERVING_LAG = timedelta(minutes=15)
+# How late events of a source may arrive and still be waited for (e.g. by label jobs).
+DEFAULT_MAX_LATENESS = timedelta(hours=12)
 
 
 class DeclarationError(ValueError):
@@ -105,6 +118,9 @@ class EventSource:
     timestamp_column: str = "event_timestamp"
     ingestion_column: str = "ingestion_timestamp"
     description: str = ""
+    # Events may arrive later than this; it only says how long consumers that need an
+    # interval to be complete (label jobs) wait for it.
+    max_lateness: timedelta = DEFAULT_MAX_LATENESS
 
     def __post_init__(self) -> None:
         check_name("source", self.name)
@@ -114,11 +130,21 @@ class EventSource:
                 raise DeclarationError(
                     f"source {self.name}: column {column} has unknown type {value_type!r}"
                 )
+        if self.max_lateness < timedelta(0):
+            raise DeclarationError(f"source {self.name}: max_lateness must not be negative")
 
     def column_type(self, column: str) -> str:
         if column not in self.columns:
             raise DeclarationError(f"source {self.name} has no column {column!r}")
         return self.columns[column]
+
+
+def check_serving_lag(view: str, lag: timedelta) -> None:
+    if not timedelta(0) <= lag < timedelta(hours=1):
+        raise DeclarationError(
+            f"feature view {view}: serving_lag must lie in [0, 1h) "
+            f"(each hour is published before the next one), got {lag}"
+        )
 
 
 @dataclass(frozen=True)
@@ -265,9 +291,11 @@ class FeatureView:
     ttl: timedelta | None = None
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    serving_lag: timedelta = DEFAULT_SERVING_LAG
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
+        check_serving_lag(self.name, self.serving_lag)
         if not self.aggregations:
             raise DeclarationError(f"feature view {self.name}: no aggregations")
         for agg in self.aggregations:
@@ -322,9 +350,10 @@ class FeatureView:
 class AttributeView:
     """Static attributes of an entity from a dimension table, versioned by ingestion time.
 
-    A row's `event_timestamp` is when that version of the attributes became known
-    (the dimension row's ingestion time), so point-in-time joins never see an
-    attribute before it existed. No TTL: attributes stay valid until replaced.
+    A row's `event_timestamp` is when that version of the attributes arrived (the
+    dimension row's ingestion time), so point-in-time joins never see an attribute
+    before it existed; its `created_timestamp` is the end of that hour, when the hourly
+    pipeline knew it. No TTL: attributes stay valid until replaced.
     """
 
     name: str
@@ -333,9 +362,11 @@ class AttributeView:
     attributes: tuple[str, ...]
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    serving_lag: timedelta = DEFAULT_SERVING_LAG
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
+        check_serving_lag(self.name, self.serving_lag)
         if self.source.key_column != self.entity.join_key:
             raise DeclarationError(
                 f"feature view {self.name}: source key {self.source.key_column!r} "
@@ -359,6 +390,33 @@ class AttributeView:
 
 
 AnyView = FeatureView | AttributeView
+
+
+@dataclass(frozen=True)
+class ClickLabels:
+    """Labels of ad impressions: clicked iff a click on the same impression came at most
+    `window` after it.
+
+    Clicks arrive late too, so the labels of an interval are final only `maturity` after
+    it: the click window plus the clicks' `max_lateness`, rounded up to whole hours (the
+    pipeline ingests by the hour). Label jobs count the clicks ingested by then and no
+    later ones, so labels built at any later time are the same.
+    """
+
+    name: str
+    impressions: EventSource
+    clicks: EventSource
+    window: timedelta
+
+    def __post_init__(self) -> None:
+        check_name("labels", self.name)
+        if self.window <= timedelta(0):
+            raise DeclarationError(f"labels {self.name}: the click window must be positive")
+
+    @property
+    def maturity(self) -> timedelta:
+        hour = timedelta(hours=1)
+        return -(-(self.window + self.clicks.max_lateness) // hour) * hour
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from features.core import DimensionSource, EventSource
 
 playback_events = EventSource(
@@ -32,6 +34,9 @@ ad_clicks = EventSource(
     table="clean.ad_clicks",
     columns={"impression_id": "string", "member_id": "int64", "ad_id": "int64"},
     description="One row per click, carrying its impression's member and ad.",
+    # A device that uploads late uploads up to 12 hours of events; a click travels with
+    # its impression, which adds a few seconds.
+    max_lateness=timedelta(hours=13),
 )
 
 members = DimensionSource(

@@ -86,8 +86,8 @@ app.command("training-set")(training_set_command)
 
 @app.command()
 def consistency(
-    as_of: str = typer.Option(
-        ..., "--as-of", help="Compare online values with Delta as of this time (UTC)"
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Compare online values with Delta as of this time (UTC)"
     ),
     sample: int = typer.Option(
         1000, "--sample", min=1, help="Entities per view (hash-based sample)"
@@ -96,11 +96,29 @@ def consistency(
     tolerance: float = typer.Option(
         0.0, "--tolerance", min=0.0, max=1.0, help="Allowed mismatch ratio"
     ),
+    replay: bool = typer.Option(
+        False,
+        "--replay",
+        help="Replay the requests logged in [--start, --end) through the training-set builder",
+    ),
+    start: str | None = typer.Option(None, "--start", help="With --replay: interval start (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="With --replay: interval end (UTC)"),
+    mode: str = typer.Option(
+        "serving",
+        "--mode",
+        help="With --replay: the training-set mode to compare (serving, known, feast)",
+    ),
+    services: str | None = typer.Option(
+        None, "--services", help="With --replay: comma-separated feature services (default: all)"
+    ),
 ) -> None:
-    """Check that Redis (through Feast) holds what the Delta feature tables say; exit 1 if not."""
-    from pipelines.interval import parse_time
+    """Check that Redis holds what the Delta tables say (--as-of), or that logged requests
+    equal their training rows (--replay --start --end); exit 1 if not."""
+    from pipelines.interval import Interval, parse_time
 
-    def body() -> None:
+    def check_store() -> None:
+        if as_of is None:
+            raise PlatformError("give --as-of, or --replay with --start and --end")
         moment = parse_time(as_of)
         names = [v.strip() for v in views.split(",") if v.strip()] if views else None
         if names:
@@ -117,7 +135,40 @@ def consistency(
         if not report.success:
             raise typer.Exit(1)
 
-    run_reporting_errors(body)
+    def check_replay() -> None:
+        if start is None or end is None:
+            raise PlatformError("--replay needs --start and --end")
+        interval = Interval.parse(start, end)
+        from features import REGISTRY, DeclarationError
+        from pipelines.training.spec import Mode
+
+        try:
+            chosen = Mode(mode)
+        except ValueError:
+            raise PlatformError(f"unknown mode {mode!r} (known: serving, known, feast)") from None
+        names = [n.strip() for n in services.split(",") if n.strip()] if services else None
+        for name in names or ():
+            try:
+                REGISTRY.service(name)
+            except DeclarationError as exc:
+                raise PlatformError(str(exc)) from None
+        from pipelines.quality.replay import replay as replay_requests
+        from pipelines.spark import get_spark
+
+        report = replay_requests(
+            get_spark("replay"),
+            start=interval.start,
+            end=interval.end,
+            services=names,
+            mode=chosen,
+            tolerance=tolerance,
+        )
+        for line in report.lines():
+            typer.echo(line)
+        if not report.success:
+            raise typer.Exit(1)
+
+    run_reporting_errors(check_replay if replay else check_store)
 
 
 def _require_view(name: str) -> None:
@@ -133,12 +184,17 @@ def _require_view(name: str) -> None:
 def demo(
     days: int = typer.Option(5, "--days", min=2, help="Days of data to generate"),
     scale: float = typer.Option(0.3, "--scale", min=0.01, help="Data volume multiplier"),
+    live_hours: int = typer.Option(
+        4, "--live-hours", min=1, max=12, help="Last hours run hourly, with traffic and replay"
+    ),
     airflow: bool = typer.Option(True, "--airflow/--no-airflow", help="Also run the hourly DAG"),
 ) -> None:
     """Run the whole platform end to end on the embedded defaults and report what it did."""
     from pipelines.demo import run_demo
 
-    run_reporting_errors(run_demo, days=days, scale=scale, with_airflow=airflow)
+    run_reporting_errors(
+        run_demo, days=days, scale=scale, live_hours=live_hours, with_airflow=airflow
+    )
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
 """`feature-platform demo`: the whole platform end to end on the embedded defaults.
 
-Generates a few days of events, ingests them, computes every feature view, validates,
-applies the Feast repo, materializes the last day to Redis, reads online features,
-checks online/offline consistency, builds a click-through training set and trains a
-baseline on it, then runs the hourly DAG for the last hour through Airflow.
+Generates a few days of events, ingests and computes their history, validates, applies
+the Feast repo, materializes to Redis, reads online features, checks online/offline
+consistency; then runs the last hours as a day in the life (hourly runs, ad requests
+served between them with request logging, and the replay of every logged request through
+the training-set builder: serving mode must differ on nothing); builds a click-through
+training set as served and trains a baseline on it; finally runs the hourly DAG for the
+next hour through Airflow.
 Every step is one of the platform's own jobs; the demo only sequences and reports.
 """
 
@@ -18,10 +21,14 @@ from typing import Any, TypeVar
 import typer
 
 from features import REGISTRY, AttributeView
+from pipelines.interval import HOUR, Interval
 
 DEMO_START = datetime(2026, 11, 1, tzinfo=UTC)
 DEMO_DAYS = 5
 DEMO_SCALE = 0.3
+# The last hours of the period run hour by hour, with traffic (the evening peak).
+LIVE_HOURS = 4
+LIVE_REQUESTS_PER_HOUR = 120
 
 T = TypeVar("T")
 
@@ -44,7 +51,11 @@ def _timed(title: str, func: Callable[[], T]) -> T:
 
 
 def run_demo(
-    *, days: int = DEMO_DAYS, scale: float = DEMO_SCALE, with_airflow: bool = True
+    *,
+    days: int = DEMO_DAYS,
+    scale: float = DEMO_SCALE,
+    live_hours: int = LIVE_HOURS,
+    with_airflow: bool = True,
 ) -> None:
     from pyspark.sql import functions as F
 
@@ -60,52 +71,53 @@ def run_demo(
     from pipelines.serving.online import get_online_features_df
     from pipelines.serving.store import feature_store
     from pipelines.spark import get_spark
-    from pipelines.training import build_training_set, ctr_labels
+    from pipelines.training import Mode, build_training_set, ctr_labels
 
     conf = settings()
     start = DEMO_START
     end = start + timedelta(days=days)
-    last_day = end - timedelta(days=1)
+    live = end - timedelta(hours=live_hours)  # the evening peak of the last day
     _say(f"data directory: {conf.data_dir}")
-    _say(f"period: [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC, scale {scale}")
+    _say(
+        f"period: [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC, scale {scale}; "
+        f"history until {live:%Y-%m-%d %H:%M}, then {live_hours} live hours"
+    )
 
     redis_url = _timed("redis", ensure_redis)
     _say(f"   redis at {redis_url}")
     spark = _timed("spark", lambda: get_spark("feature-platform-demo"))
 
     with _step("generate raw events (raw.*)"):
-        counts = generate(spark, start=start, end=end, scale=scale)
+        # One hour more than the period: the Airflow run at the end ingests it.
+        counts = generate(spark, start=start, end=end + HOUR, scale=scale)
         for table, rows in counts.items():
             _say(f"   raw.{table:<18} {rows:>10,} rows")
 
-    with _step("ingest raw -> clean (malformed rows -> clean.quarantine)"):
-        report = ingest(spark, start=start, end=end)
+    with _step("ingest the history: raw -> clean (malformed rows -> clean.quarantine)"):
+        report = ingest(spark, start=start, end=live)
         for line in report.lines():
             _say(f"   {line}")
 
-    with _step("compute feature views (features.*), day by day"):
-        written = backfill(spark, start=start, end=end, chunk=timedelta(days=1), force=True)
-        _say(f"   {'table':<28} {'rows':>9} {'entities':>9}  event_timestamp range")
+    with _step("compute the history's feature versions (features.*), day by day"):
+        written = backfill(spark, start=start, end=live, chunk=timedelta(days=1), force=True)
+        _say(f"   {'table':<28} {'rows':>9} {'entities':>9} {'late versions':>14}")
         for view in REGISTRY.views:
             stats = (
                 spark.table(view.table)
                 .agg(
                     F.count("*").alias("rows"),
                     F.countDistinct(view.entity.join_key).alias("entities"),
-                    # As text in the session time zone (UTC), not the machine's.
-                    F.min("event_timestamp").cast("string").alias("first"),
-                    F.max("event_timestamp").cast("string").alias("last"),
+                    F.count_if(F.col("created_timestamp") > F.col("event_timestamp")).alias("late"),
                 )
                 .collect()[0]
             )
-            _say(
-                f"   {view.table:<28} {stats['rows']:>9,} {stats['entities']:>9,}  "
-                f"{stats['first']} .. {stats['last']}"
-            )
+            late = stats["late"] if not isinstance(view, AttributeView) else "-"
+            _say(f"   {view.table:<28} {stats['rows']:>9,} {stats['entities']:>9,} {late!s:>14}")
         _say(f"   rows written this run: {sum(written.values()):,}")
 
-    with _step(f"validate the last day with Great Expectations [{last_day:%Y-%m-%d}]"):
-        verdict = validate(spark, start=last_day, end=end)
+    last_day = Interval(live - timedelta(days=1), live)
+    with _step(f"validate the versions learned in {last_day} with Great Expectations"):
+        verdict = validate(spark, start=last_day.start, end=last_day.end)
         _say("   " + verdict.render().replace("\n", "\n   "))
 
     with _step("feast apply (objects built from features/)"):
@@ -114,44 +126,43 @@ def run_demo(
         store.apply(objects)
         _say(f"   applied {len(objects)} objects to project {store.project}")
 
-    # Attribute views change rarely and have no TTL: their latest versions may be older
-    # than the last day, so they are loaded from the start (as a first deployment would).
-    windowed = [v.name for v in REGISTRY.views if not isinstance(v, AttributeView)]
-    attributes = [v.name for v in REGISTRY.views if isinstance(v, AttributeView)]
-    with _step(
-        f"materialize to Redis: windowed views [{last_day:%Y-%m-%d}, {end:%Y-%m-%d}), "
-        f"attribute views [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
-    ):
-        for views, since in ((attributes, start), (windowed, last_day)):
-            mat = materialize(spark, start=since, end=end, views=views, redis_url=redis_url)
-            _say("   " + mat.summary().replace("\n", "\n   "))
+    with _step(f"materialize the history to Redis [{start:%Y-%m-%d}, {live:%Y-%m-%d %H:%M})"):
+        mat = materialize(spark, start=start, end=live, redis_url=redis_url)
+        _say("   " + mat.summary().replace("\n", "\n   "))
 
     with _step("online features (ctr_model) for a few members and ads"):
         examples = _example_entities(spark)
-        frame = get_online_features_df("ctr_model", examples, redis_url=redis_url)
+        frame = get_online_features_df("ctr_model", examples, redis_url=redis_url, as_of=live)
         with_pd_options(lambda: _say(frame.head(5).T.to_string()))
 
-    _consistency(spark, end)
+    _consistency(spark, live)
+    _day_in_the_life(spark, live, live_hours, redis_url)
 
-    with _step("click-through training set and a baseline model"):
-        train_days = max(1, days - 2)
-        train_start = end - timedelta(days=train_days + 1)
-        train_labels = ctr_labels(spark, start=train_start, end=last_day)
-        test_labels = ctr_labels(spark, start=last_day, end=end)
-        output = conf.data_dir / "training_sets" / "ctr" / f"{last_day:%Y-%m-%d}"
-        test_set = build_training_set(spark, test_labels, "ctr_model", output=str(output))
-        train_set = build_training_set(spark, train_labels, "ctr_model")
+    # Labels are final once late clicks have been ingested (ctr.maturity after their day).
+    test_day = Interval(end - timedelta(days=2), end - timedelta(days=1))
+    train = Interval(start + timedelta(days=1), test_day.start)
+    with _step(
+        f"click-through training sets as served (mode {Mode.SERVING.value}) and a baseline model"
+    ):
+        train_labels = ctr_labels(spark, start=train.start, end=train.end)
+        test_labels = ctr_labels(spark, start=test_day.start, end=test_day.end)
+        output = conf.data_dir / "training_sets" / "ctr" / f"{test_day.start:%Y-%m-%d}"
+        test_set = build_training_set(
+            spark, test_labels, "ctr_model", output=str(output), mode=Mode.SERVING
+        )
+        train_set = build_training_set(spark, train_labels, "ctr_model", mode=Mode.SERVING)
         size = test_set.agg(F.count("*").alias("n"), F.avg("clicked").alias("rate")).collect()[0]
         _say(
-            f"   training set for {last_day:%Y-%m-%d}: {size['n']:,} rows, label rate {size['rate']:.3%}"
+            f"   training set for {test_day.start:%Y-%m-%d}: {size['n']:,} rows, "
+            f"label rate {size['rate']:.3%}"
         )
         _say(f"   written to {output} (with the Delta versions it read)")
         names = [n for view_names in REGISTRY.resolve("ctr_model").values() for n in view_names]
         result = train_logistic_baseline(train_set, test_set, label="clicked", features=names)
         _say(
             f"   logistic regression: trained on {result.train_rows:,} rows "
-            f"[{train_start:%Y-%m-%d}, {last_day:%Y-%m-%d}), "
-            f"test AUC {result.auc:.3f} on {result.test_rows:,} rows of {last_day:%Y-%m-%d} "
+            f"[{train.start:%Y-%m-%d}, {train.end:%Y-%m-%d}), "
+            f"test AUC {result.auc:.3f} on {result.test_rows:,} rows of {test_day.start:%Y-%m-%d} "
             "(a constant predictor scores 0.500)"
         )
 
@@ -162,6 +173,44 @@ def run_demo(
     _say("   source .venv/bin/activate   # sets SPARK_CONF_DIR=spark_conf")
     _say("   spark-sql -e 'SHOW TABLES IN features'")
     _say(f"Reports: {conf.reports_dir}")
+
+
+def _day_in_the_life(spark: Any, live: datetime, hours: int, redis_url: str) -> None:
+    from pipelines.day_in_the_life import SERVICE, run_hours
+    from pipelines.quality.replay import replay
+    from pipelines.serving.request_log import RequestLog
+
+    with _step(
+        f"a day in the life: {hours} hourly runs from {live:%Y-%m-%d %H:%M}, "
+        "ad requests served between them with request logging"
+    ):
+        with RequestLog(SERVICE, sample=1.0) as log:
+            served = run_hours(
+                spark,
+                start=live,
+                hours=hours,
+                redis_url=redis_url,
+                requests_per_hour=LIVE_REQUESTS_PER_HOUR,
+                log=log,
+            )
+        for hour in served:
+            _say(f"   run {hour.interval}: {hour.requests} requests served in {hour.traffic}")
+    traffic = Interval(served[0].traffic.start, served[-1].traffic.end)
+    with _step(f"replay the logged requests through the training-set builder, {traffic}"):
+        serving = replay(spark, start=traffic.start, end=traffic.end, services=[SERVICE])
+        for line in serving.lines():
+            _say(f"   {line}")
+        feast = replay(
+            spark, start=traffic.start, end=traffic.end, services=[SERVICE], mode="feast"
+        )
+        differing = sorted((f for f in feast.features if f.differing), key=lambda f: -f.differing)
+        _say(
+            f"   for comparison, Feast-identical mode (latest row by event time, late data "
+            f"included): {feast.rows_differing_ratio():.1%} of values differ from what was "
+            f"served, {len(differing)} of {len(feast.features)} features"
+        )
+        for f in differing[:6]:
+            _say(f"     {f.feature:<32} {f.differing_ratio:6.1%} of requests")
 
 
 def with_pd_options(func: Callable[[], Any]) -> Any:
@@ -202,10 +251,11 @@ def _consistency(spark: Any, as_of: datetime) -> None:
 def _airflow(end: datetime) -> None:
     from pipelines.airflow_local import run_dag_once
 
-    interval_start = end - timedelta(hours=1)
+    interval_end = end + HOUR
     with _step(
-        f"Airflow: feature_pipeline for [{interval_start:%H:%M}, {end:%H:%M}) via dag.test()"
+        f"Airflow: feature_pipeline for [{end:%H:%M}, {interval_end:%H:%M}) via dag.test() "
+        "(it also replays the hour before)"
     ):
-        states = run_dag_once("feature_pipeline", interval_start, end, retries=0)
+        states = run_dag_once("feature_pipeline", end, interval_end, retries=0)
         for task_id, state in states.items():
             _say(f"   {task_id:<14} {state}")

@@ -1,7 +1,9 @@
-"""Entry point that `spark-submit` runs on a cluster: `submit_entry.py STEP START END`."""
+"""Entry point that `spark-submit` runs on a cluster: `submit_entry.py STEP START END [OPTIONS]`
+(OPTIONS: the step's options as JSON)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -11,4 +13,5 @@ if __name__ == "__main__":
     from pipelines.tasks import run
 
     step, start, end = sys.argv[1:4]
-    print(run(step, start, end))
+    options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    print(run(step, start, end, **options))

@@ -1,9 +1,17 @@
 """A brute-force reference for the feature tables, independent of `pipelines.compute`.
 
-It reads the semantics straight from `features.core` and evaluates them by
-scanning the raw events of each entity for every hour asked about: no tiles, no
-window functions, no Spark. Events and dimension rows are plain dicts (the rows
-the tests write into the clean tables); timestamps are naive UTC datetimes.
+It reads the semantics straight from `features.core` and `pipelines.compute.job`
+and evaluates them by scanning the raw events of each entity for every (hour,
+knowledge hour) asked about: no tiles, no window functions, no Spark. Events and
+dimension rows are plain dicts (the rows the tests write into the clean tables);
+timestamps are naive UTC datetimes.
+
+Bitemporal semantics: the version of row (entity, T) known at K (a whole hour,
+K >= T) aggregates the events with event time in the window before T that arrived
+before K. A row exists at K once an event that places it (its hour + 1h, or + 1h +
+a window, is T) has arrived; its first version is at max(T, the end of that
+event's arrival hour), and each later end of an arrival hour of an event in its
+largest window adds a version.
 
 Distinct counts here are exact; the engine's HyperLogLog estimates equal them
 for the small cardinalities of the tests (a few dozen distinct values: the sketch
@@ -37,15 +45,23 @@ def _entity_events(view: FeatureView, events: dict[str, list[Row]]) -> dict[Any,
     return grouped
 
 
-def change_hours(view: FeatureView, events: dict[str, list[Row]]) -> dict[Any, set[datetime]]:
-    """Hours where an entity's row may change: event hour + 1h, and + 1h + each window."""
-    out: dict[Any, set[datetime]] = defaultdict(set)
+def known_from(row: Row) -> datetime:
+    """The end of the hour an event arrived in: the first knowledge hour that holds it."""
+    return floor_hour(row["ingestion_timestamp"]) + HOUR
+
+
+def change_hours(
+    view: FeatureView, events: dict[str, list[Row]]
+) -> dict[Any, dict[datetime, datetime]]:
+    """Per entity, the hours where its row may change (event hour + 1h, and + 1h + each
+    window), each with the first knowledge hour at which the row exists there."""
+    out: dict[Any, dict[datetime, datetime]] = defaultdict(dict)
     for entity, rows in _entity_events(view, events).items():
         for row in rows:
             entered = floor_hour(row["event_timestamp"]) + HOUR
-            out[entity].add(entered)
-            for window in view.windows:
-                out[entity].add(entered + window.duration)
+            for moment in [entered, *[entered + w.duration for w in view.windows]]:
+                exists = max(moment, known_from(row))
+                out[entity][moment] = min(out[entity].get(moment, exists), exists)
     return out
 
 
@@ -68,8 +84,11 @@ def _aggregate(op: Op, column: str | None, rows: list[Row]) -> Any:
     return max(latest)[1] if latest else None
 
 
-def value_at(view: FeatureView, entity_rows: list[Row], moment: datetime) -> Row:
-    """Every feature of one entity at hour `moment`, plus its `created_timestamp`."""
+def value_at(
+    view: FeatureView, entity_rows: list[Row], moment: datetime, known_at: datetime | None = None
+) -> Row:
+    """Every feature of one entity at hour `moment`, from the events that arrived before
+    `known_at` (all of them when None)."""
     out: Row = {}
     for aggregation in view.aggregations:
         for window in aggregation.windows:
@@ -78,6 +97,7 @@ def value_at(view: FeatureView, entity_rows: list[Row], moment: datetime) -> Row
                 for r in entity_rows
                 if r["__source"] == aggregation.source.name
                 and moment - window.duration <= r["event_timestamp"] < moment
+                and (known_at is None or r["ingestion_timestamp"] < known_at)
             ]
             out[aggregation.feature_name(window)] = _aggregate(
                 aggregation.op, aggregation.column, in_window
@@ -87,40 +107,55 @@ def value_at(view: FeatureView, entity_rows: list[Row], moment: datetime) -> Row
         out[ratio.name] = min(
             1.0, (numerator + ratio.prior * ratio.weight) / (denominator + ratio.weight)
         )
-    horizon = moment - view.max_window.duration
-    arrivals = [
-        r["ingestion_timestamp"] for r in entity_rows if horizon <= r["event_timestamp"] < moment
-    ]
-    out["created_timestamp"] = max([moment, *arrivals])
     return out
+
+
+def versions_of(
+    view: FeatureView, entity_rows: list[Row], moment: datetime, exists: datetime
+) -> list[datetime]:
+    """The knowledge hours of the versions of row `moment`, first one `exists`."""
+    horizon = moment - view.max_window.duration
+    later = {
+        known_from(r)
+        for r in entity_rows
+        if horizon <= r["event_timestamp"] < moment and known_from(r) > exists
+    }
+    return sorted({exists, *later})
 
 
 def windowed_rows(
     view: FeatureView, events: dict[str, list[Row]], start: datetime, end: datetime
-) -> dict[tuple[Any, datetime], Row]:
-    """The rows the table must hold for `[start, end)`, keyed by (entity, event_timestamp)."""
+) -> dict[tuple[Any, datetime, datetime], Row]:
+    """The versions a run over `[start, end)` writes (knowledge hours in `(start, end]`),
+    keyed by (entity, event_timestamp, created_timestamp)."""
     grouped = _entity_events(view, events)
-    out: dict[tuple[Any, datetime], Row] = {}
+    out: dict[tuple[Any, datetime, datetime], Row] = {}
     for entity, hours in change_hours(view, events).items():
-        for moment in hours:
-            if start <= moment < end:
-                out[(entity, moment)] = value_at(view, grouped[entity], moment)
+        for moment, exists in hours.items():
+            for known in versions_of(view, grouped[entity], moment, exists):
+                if start < known <= end:
+                    out[(entity, moment, known)] = value_at(view, grouped[entity], moment, known)
     return out
 
 
 def values_as_of(
-    view: FeatureView, events: dict[str, list[Row]], entity: Any, moment: datetime
+    view: FeatureView,
+    events: dict[str, list[Row]],
+    entity: Any,
+    moment: datetime,
+    known_at: datetime | None = None,
 ) -> Row:
-    """The features of `entity` at `floor_hour(moment)` (no created_timestamp)."""
-    values = value_at(view, _entity_events(view, events).get(entity, []), floor_hour(moment))
-    values.pop("created_timestamp")
-    return values
+    """The features of `entity` at `floor_hour(moment)`, from what arrived before
+    `known_at` (everything when None)."""
+    rows = _entity_events(view, events).get(entity, [])
+    return value_at(view, rows, floor_hour(moment), known_at)
 
 
 def attribute_rows(
     view: AttributeView, dimension: list[Row], start: datetime, end: datetime
-) -> dict[tuple[Any, datetime], Row]:
-    """One row per key per ingestion time in `[start, end)`; conflicts: greatest attributes."""
+) -> dict[tuple[Any, datetime, datetime], Row]:
+    """One row per key per ingestion time in `[start, end)`, created at the end of its
+    hour; conflicts: greatest attributes."""
     key = view.entity.join_key
     versions: dict[tuple[Any, datetime], tuple] = {}
     for row in dimension:
@@ -133,10 +168,7 @@ def attribute_rows(
         if previous is None or _null_first(values) > _null_first(previous):
             versions[(row[key], moment)] = values
     return {
-        (entity, moment): {
-            **dict(zip(view.attributes, values, strict=True)),
-            "created_timestamp": moment,
-        }
+        (entity, moment, floor_hour(moment) + HOUR): dict(zip(view.attributes, values, strict=True))
         for (entity, moment), values in versions.items()
     }
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
-from features import REGISTRY
+from features import REGISTRY, AttributeView
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.feature_tables import feature_table_schema
 from pipelines.quality.consistency import (
@@ -50,7 +50,10 @@ def _rows(view, seed: int) -> list[tuple]:
                     values.append(rng.choice(["news", "sports", "games"]))
                 else:
                     values.append(date(2020, 1, 1) + timedelta(days=rng.randint(0, 900)))
-            rows.append((key, event, event, *values, event.date()))
+            # A windowed row is known at its hour; an attribute version that arrived at
+            # `event` at the end of that hour.
+            known = event + timedelta(hours=1) if isinstance(view, AttributeView) else event
+            rows.append((key, event, known, *values, event.date()))
     return rows
 
 

@@ -62,7 +62,9 @@ def test_every_task_has_retries_an_owner_and_the_spark_pool_unless_it_waits(dagb
             assert task.pool == wanted, task.task_id
 
 
-def test_training_set_waits_for_the_first_hour_after_its_day(dagbag):
+def test_training_set_waits_until_its_labels_are_mature(dagbag):
+    from features.labels import ctr
+
     dag = dagbag.dags["training_set"]
     build = dag.get_task("build_ctr_training_set")
     (sensor_id,) = build.upstream_task_ids
@@ -73,19 +75,29 @@ def test_training_set_waits_for_the_first_hour_after_its_day(dagbag):
     day = pendulum.datetime(2026, 11, 3, tz="UTC")
     interval = dag.timetable.infer_manual_data_interval(run_after=day + timedelta(hours=5))
     # The sensor looks for the run with logical date (= data interval start) this one's
-    # minus the delta: the hourly run that starts as this day ends.
+    # minus the delta: the hourly run that ends when the day's labels are mature.
     waited_for = interval.start - sensor.execution_delta
-    assert waited_for == interval.end
     hourly = dagbag.dags["feature_pipeline"].timetable
-    first_hour = hourly.infer_manual_data_interval(run_after=waited_for + timedelta(hours=1))
-    assert (first_hour.start, first_hour.end) == (waited_for, waited_for + timedelta(hours=1))
+    that_hour = hourly.infer_manual_data_interval(run_after=waited_for + timedelta(hours=1))
+    assert (that_hour.start, that_hour.end) == (waited_for, waited_for + timedelta(hours=1))
+    assert that_hour.end == interval.end + ctr.maturity == interval.end + timedelta(hours=14)
 
 
-def test_pipeline_order(dagbag):
+def test_pipeline_order_and_publication_at_the_serving_lag(dagbag):
+    from airflow.providers.standard.sensors.date_time import DateTimeSensor
+
+    from features import REGISTRY
+
     dag = dagbag.dags["feature_pipeline"]
-    order = ["ingest", "compute", "validate", "materialize", "consistency"]
+    order = ["ingest", "compute", "validate", "wait_for_publication", "materialize", "consistency"]
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    wait = dag.get_task("wait_for_publication")
+    assert isinstance(wait, DateTimeSensor) and wait.mode == "reschedule"
+    (lag,) = {v.serving_lag for v in REGISTRY.views}
+    assert f"seconds={int(lag.total_seconds())}" in wait.target_time
+    assert "data_interval_end" in wait.target_time
+    assert dag.get_task("replay").upstream_task_ids == set()
 
 
 @pytest.mark.parametrize(("dag_id", "length"), [("feature_pipeline", 1), ("training_set", 24)])

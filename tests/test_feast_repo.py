@@ -184,6 +184,7 @@ def test_feast_serve_reads_what_the_platform_wrote(feast_env, redis_url) -> None
         {
             "member_id": pa.array([11], pa.int64()),
             "event_timestamp": pa.array([when], pa.timestamp("us", "UTC")),
+            "created_timestamp": pa.array([when], pa.timestamp("us", "UTC")),
             "country": ["SE"],
             "plan": ["family"],
             "signup_date": pa.array([None], pa.date32()),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from features import REGISTRY, AnyView
+from features import REGISTRY, AnyView, AttributeView
 from pipelines.config import FEATURE_REPO_DIR
 from pipelines.delta_io import interval_predicate, replace_where, table_exists
 from pipelines.feature_tables import feature_table_schema
@@ -24,10 +24,10 @@ from pipelines.interval import Interval
 from pipelines.redis_server import RedisServer, RedisUnavailableError, free_port, redis_client
 from pipelines.serving.materialize import (
     MaterializeError,
-    latest_rows,
     layout_for,
-    materialization_window,
+    learned_rows,
     materialize,
+    oldest_servable_event,
 )
 from pipelines.serving.online import get_online_features
 from pipelines.serving.store import feast_environment, feature_store
@@ -65,23 +65,29 @@ def _value(rng: random.Random, value_type: str) -> Any:
     raise AssertionError(value_type)
 
 
-def _row(view: AnyView, rng: random.Random, key: int, event: datetime) -> tuple:
-    created = event + timedelta(minutes=rng.randint(0, 90))
+def _row(view: AnyView, rng: random.Random, key: int, hour: datetime, later: int = 0) -> tuple:
+    """A version as compute writes it: windowed rows at whole hours, known at that hour or
+    `later` hours after; attribute versions at their arrival, known at the end of its hour."""
+    event = hour
+    if isinstance(view, AttributeView):
+        event = hour + timedelta(minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
+        later = 1
+    created = hour + timedelta(hours=later)
     values = [_value(rng, f.value_type) for f in view.features]
     return (key, event, created, *values, event.date())
 
 
 def make_rows(view: AnyView, seed: int) -> list[tuple]:
-    """Rows around [START, END): before, inside (with event-time ties), and after the interval."""
+    """Versions around [START, END): before, inside (with late versions of a row), after."""
     rng = random.Random(seed)
     rows: list[tuple] = []
     for key in [1, 2, 3, 4, 5, 6, 7, 8, -5, 2**40 + 3]:
         hours = rng.sample(range(-24, 72), rng.randint(1, 4))
         for hour in hours:
-            rows.append(_row(view, rng, key, START + timedelta(hours=hour)))
-        if key == 3:  # a tie on event time: the later created row wins
-            event = START + timedelta(hours=max(hours))
-            rows.append(_row(view, rng, key, event))
+            rows.append(_row(view, rng, key, START + timedelta(hours=hour), rng.choice([0, 0, 2])))
+        if key == 3 and not isinstance(view, AttributeView):
+            # A later version of the newest row: the later created one wins.
+            rows.append(_row(view, rng, key, START + timedelta(hours=max(hours)), 3))
         if key in (4, 5):  # newer rows after END must not be materialized by [START, END)
             rows.append(_row(view, rng, key, END + timedelta(hours=rng.randint(1, 30))))
     if view.name == TTL_VIEW:
@@ -90,13 +96,15 @@ def make_rows(view: AnyView, seed: int) -> list[tuple]:
     return [r for r in rows if DATA_START <= r[1] < DATA_END]
 
 
-def latest_expected(view: AnyView, rows: list[tuple], window: Interval) -> dict[int, tuple]:
-    """The oracle: per entity, the row with the greatest (event, created) time in the window."""
+def latest_expected(view: AnyView, rows: list[tuple], learned: Interval) -> dict[int, tuple]:
+    """The oracle: per entity, of the versions created in `(start, end]` and not expired at
+    `end`, the one with the greatest (event, created) time."""
+    oldest = learned.end - view.effective_ttl if view.effective_ttl else None
     best: dict[int, tuple] = {}
     for row in rows:
-        if window.start <= row[1] < window.end and (
-            row[0] not in best or (row[1], row[2]) > (best[row[0]][1], best[row[0]][2])
-        ):
+        if not learned.start < row[2] <= learned.end or (oldest and row[1] < oldest):
+            continue
+        if row[0] not in best or (row[1], row[2]) > (best[row[0]][1], best[row[0]][2]):
             best[row[0]] = row
     return best
 
@@ -193,37 +201,35 @@ def restore(url: str, contents: dict[bytes, dict[bytes, bytes]]) -> None:
 # --- the latest-row transform ------------------------------------------------------------
 
 
-def test_latest_rows_picks_latest_event_then_latest_created(spark) -> None:
+def test_learned_rows_are_the_newest_version_learned_in_the_interval(spark) -> None:
     view = REGISTRY.view("member_profile")
     t = datetime(2031, 1, 1, 10, tzinfo=UTC)
     rows = [
-        (1, t, t, "NL", "basic", None, t.date()),
-        (1, t + timedelta(hours=1), t, "DE", "basic", None, t.date()),
-        (1, t + timedelta(hours=1), t + timedelta(hours=2), "FR", "plus", None, t.date()),
-        (1, t + timedelta(hours=2), t, "XX", "late", None, t.date()),  # at the end: excluded
-        (2, t - timedelta(hours=1), t, "BE", "basic", None, t.date()),  # before the start
-        (3, t, None, "US", None, date(2020, 1, 1), t.date()),
+        (1, t, t + timedelta(hours=1), "NL", "basic", None, t.date()),
+        (1, t + timedelta(minutes=30), t + timedelta(hours=1), "DE", "basic", None, t.date()),
+        (1, t + timedelta(minutes=30), t + timedelta(hours=2), "FR", "plus", None, t.date()),
+        (1, t + timedelta(hours=2), t + timedelta(hours=3), "XX", "late", None, t.date()),
+        (2, t - timedelta(hours=1), t, "BE", "basic", None, t.date()),  # known at the start
+        (3, t, t + timedelta(hours=1), "US", None, date(2020, 1, 1), t.date()),
     ]
     df = spark.createDataFrame(rows, feature_table_schema(view))
-    got = latest_rows(df, view, Interval(t, t + timedelta(hours=2)))
+    got = learned_rows(df, view, Interval(t, t + timedelta(hours=2)))
     expected = spark.createDataFrame(
         [
-            (1, t + timedelta(hours=1), "FR", "plus", None),
-            (3, t, "US", None, date(2020, 1, 1)),
+            (1, t + timedelta(minutes=30), t + timedelta(hours=2), "FR", "plus", None),
+            (3, t, t + timedelta(hours=1), "US", None, date(2020, 1, 1)),
         ],
-        "member_id long, event_timestamp timestamp, country string, plan string, signup_date date",
+        "member_id long, event_timestamp timestamp, created_timestamp timestamp, "
+        "country string, plan string, signup_date date",
     )
     assertDataFrameEqual(got, expected)
 
 
-def test_window_starts_at_end_minus_ttl() -> None:
+def test_rows_older_than_the_ttl_at_the_end_are_not_served() -> None:
     interval = Interval(END - timedelta(days=30), END)
-    assert materialization_window(REGISTRY.view(TTL_VIEW), interval).start == END - timedelta(
-        days=8
-    )
-    assert materialization_window(REGISTRY.view("member_profile"), interval) == interval
-    short = Interval(START, END)
-    assert materialization_window(REGISTRY.view(TTL_VIEW), short) == short
+    view = REGISTRY.view(TTL_VIEW)
+    assert oldest_servable_event(view, interval) == END - timedelta(days=8)
+    assert oldest_servable_event(REGISTRY.view("member_profile"), interval) is None
 
 
 # --- materialization --------------------------------------------------------------------
@@ -272,17 +278,18 @@ def test_rerun_is_idempotent_and_older_interval_never_overwrites(
 
     older = Interval(START - timedelta(days=1), START)
     report = materialize(spark, start=older.start, end=older.end, views=names)
-    now = redis_contents(redis_url)
-    for key, fields in after_first.items():
-        assert {f: now[key][f] for f in fields} == fields, "an older row replaced a newer value"
     for view_report in report.views:
         rows = feature_rows[view_report.view]
         view = REGISTRY.view(view_report.view)
         newer = latest_expected(view, rows, Interval(START, END))
         in_older = latest_expected(view, rows, older)
-        assert view_report.skipped_older == len(in_older.keys() & newer.keys())
-        assert view_report.written == len(in_older.keys() - newer.keys())
-    assert sum(v.skipped_older for v in report.views) > 0
+        # Newer wins by (event time, version): an older hour's row only fills gaps.
+        kept = {k for k, row in in_older.items() if k in newer and newer[k][1:3] > row[1:3]}
+        assert view_report.skipped_older == len(kept) > 0
+        assert view_report.written == len(in_older) - len(kept)
+        both = {**in_older, **{k: r for k, r in newer.items() if k not in in_older or k in kept}}
+        keys = sorted(both)
+        assert_online_matches(view, read_view(view, keys), keys, both)
 
 
 @pytest.mark.slow
@@ -300,11 +307,12 @@ def test_ttl_rows_expired_at_end_are_not_written_and_reads_can_hide_stale_ones(
     spark, feature_rows, feast_repo, redis_url
 ) -> None:
     view = REGISTRY.view(TTL_VIEW)
-    report = materialize(spark, start=END - timedelta(days=10), end=END, views=[TTL_VIEW])
-    assert report.views[0].window.start == END - view.effective_ttl
+    learned = Interval(END - timedelta(days=10), END)
+    report = materialize(spark, start=learned.start, end=learned.end, views=[TTL_VIEW])
+    assert report.views[0].oldest_event == END - view.effective_ttl
     online = read_view(view, [EXPIRED_ENTITY, FRESH_ENTITY])
     assert all(online[f.name][0] is None for f in view.features), "expired row was written"
-    fresh = latest_expected(view, feature_rows[TTL_VIEW], Interval(END - timedelta(days=8), END))
+    fresh = latest_expected(view, feature_rows[TTL_VIEW], learned)
     assert_online_matches(view, online, [EXPIRED_ENTITY, FRESH_ENTITY], fresh)
     # Read as of two days later, the fresh entity's 7-day-old row is past the 8-day TTL.
     later = read_view(view, [FRESH_ENTITY], as_of=END + timedelta(days=2))
@@ -314,21 +322,21 @@ def test_ttl_rows_expired_at_end_are_not_written_and_reads_can_hide_stale_ones(
 
 
 @pytest.mark.slow
-def test_same_bytes_as_feasts_own_materialization(
+def test_same_bytes_as_feasts_own_writer(
     spark, feature_rows, feast_repo, materialized, redis_url
 ) -> None:
-    from click.testing import CliRunner
-    from feast.cli.cli import cli as feast_cli
-
+    """Feast's own online write path, given the rows the platform chose, stores the same
+    bytes; the platform adds only its `_created:<view>` fields."""
     _, ours = materialized
-    result = CliRunner().invoke(
-        feast_cli,
-        ["-c", str(FEATURE_REPO_DIR), "materialize", START.isoformat(), END.isoformat()],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+    store = feature_store()
+    for view in REGISTRY.views:
+        chosen = learned_rows(spark.table(view.table), view, Interval(START, END)).toPandas()
+        for column in ("event_timestamp", "created_timestamp"):
+            chosen[column] = chosen[column].dt.tz_localize("UTC")
+        store.write_to_online_store(view.name, chosen)
     feasts = redis_contents(redis_url)
     assert set(ours) == set(feasts)
+    created = {f"_created:{v.name}".encode() for v in REGISTRY.views}
     # Feast writes a null date as the sentinel -2**63; the platform writes null.
     sentinel = b"\x40" + b"\x80" * 9 + b"\x01"
     differences = [
@@ -338,7 +346,8 @@ def test_same_bytes_as_feasts_own_materialization(
         if ours[key].get(field) != value and not (value == sentinel and ours[key].get(field) == b"")
     ]
     assert differences == []
-    assert all(set(ours[key]) == set(fields) for key, fields in feasts.items())
+    assert all(set(ours[key]) - created == set(fields) for key, fields in feasts.items())
+    assert all(set(ours[key]) & created for key in ours)
     assert any(v == sentinel for fields in feasts.values() for v in fields.values())
 
 
@@ -365,7 +374,14 @@ def test_feast_materialize_incremental_continues_after_the_platform(
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    expected = latest_expected(view, feature_rows[view.name], Interval(START, DATA_END))
+    # Feast continues from END: the newest row by event time of [END, DATA_END) replaces
+    # the platform's value when its event time is later.
+    ours = latest_expected(view, feature_rows[view.name], Interval(START, END))
+    expected = dict(ours)
+    for row in feature_rows[view.name]:
+        if END <= row[1] < DATA_END and (row[0] not in expected or row[1] > expected[row[0]][1]):
+            expected[row[0]] = row
+    assert expected != ours
     keys = sorted(expected)
     assert_online_matches(view, read_view(view, keys), keys, expected)
 
@@ -569,12 +585,12 @@ def test_writer_compares_with_timestamps_written_by_feast(feast_repo, redis_url)
     )
 
     def table(when: datetime, country: str) -> pa.Table:
+        times = pa.array([when, when + timedelta(hours=1)], pa.timestamp("us", "UTC"))
         return pa.table(
             {
                 "member_id": pa.array([1, 2], pa.int64()),
-                "event_timestamp": pa.array(
-                    [when, when + timedelta(hours=1)], pa.timestamp("us", "UTC")
-                ),
+                "event_timestamp": times,
+                "created_timestamp": times,
                 "country": [country, country],
                 "plan": ["q", "q"],
                 "signup_date": pa.array([None, None], pa.date32()),
@@ -598,14 +614,22 @@ def test_pipelined_chunks_keep_newer_values_and_count_each_row(redis_url) -> Non
     layout = encoding.view_layout("chunks", "v", "member_id", "int64", [("n", "int64")])
     t = datetime(2031, 7, 1, tzinfo=UTC)
 
-    def table(keys: list[int], hours: list[int]) -> pa.Table:
+    def table(keys: list[int], hours: list[int], versions: list[int] | None = None) -> pa.Table:
+        versions = versions or [0] * len(keys)
         return pa.table(
             {
                 "member_id": pa.array(keys, pa.int64()),
                 "event_timestamp": pa.array(
                     [t + timedelta(hours=h) for h in hours], pa.timestamp("us", "UTC")
                 ),
-                "n": pa.array([100 * k + h for k, h in zip(keys, hours, strict=True)], pa.int64()),
+                "created_timestamp": pa.array(
+                    [t + timedelta(hours=h + v) for h, v in zip(hours, versions, strict=True)],
+                    pa.timestamp("us", "UTC"),
+                ),
+                "n": pa.array(
+                    [100 * k + h + 1000 * v for k, h, v in zip(keys, hours, versions, strict=True)],
+                    pa.int64(),
+                ),
             }
         )
 
@@ -620,6 +644,21 @@ def test_pipelined_chunks_keep_newer_values_and_count_each_row(redis_url) -> Non
     stored = [client.hget(key, layout.field_hashes[0]) for key in redis_keys]
     expected = encoding.encode_values(
         pa.array([100 * k + (5 if k % 2 else 9) for k in keys], pa.int64()), "int64"
+    ).to_pylist()
+    assert stored == expected
+    # Versions of the stored rows: a later one replaces it, an earlier one never does.
+    stored_hours = [5 if k % 2 else 9 for k in keys]
+    versions = [3 if k % 3 == 0 else 0 for k in keys]
+    assert write_table(redis_url, layout, table(keys, stored_hours, versions), 3) == (11, 0)
+    older = [2 if k % 3 == 0 else 0 for k in keys]  # earlier than 3, same as 0
+    assert write_table(redis_url, layout, table(keys, stored_hours, older), 3) == (8, 3)
+    stored = [client.hget(key, layout.field_hashes[0]) for key in redis_keys]
+    expected = encoding.encode_values(
+        pa.array(
+            [100 * k + h + 1000 * v for k, h, v in zip(keys, stored_hours, versions, strict=True)],
+            pa.int64(),
+        ),
+        "int64",
     ).to_pylist()
     assert stored == expected
     client.close()

@@ -7,24 +7,18 @@ Values are written with the platform's Redis writer from in-memory Arrow tables
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-import pyarrow as pa
 import pytest
+from platform_helpers import feast_repo_applied, write_rows
 
 from features import REGISTRY
 from pipelines.redis_server import RedisUnavailableError, free_port
-from pipelines.serving.materialize import layout_for
 from pipelines.serving.online import (
     OnlineLookupError,
     get_online_features,
     get_online_features_df,
 )
-from pipelines.serving.redis_writer import write_table
-from pipelines.serving.store import feast_environment, feature_store, repo_settings
 
 pytestmark = [
     pytest.mark.redis,
@@ -35,46 +29,10 @@ pytestmark = [
 T = datetime(2031, 5, 1, 12, tzinfo=UTC)
 
 
-@contextmanager
-def feast_repo_applied(redis_url: str, data_dir: Path) -> Iterator[None]:
-    """The platform's Feast repo applied, with this data dir and Redis in the environment."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATURE_PLATFORM_DATA_DIR", str(data_dir))
-        patch.setenv("REDIS_URL", redis_url)
-        for name, value in feast_environment().items():
-            patch.setenv(name, value)
-        from pipelines.feast_repo import feast_objects
-
-        feature_store().apply(list(feast_objects().values()))
-        yield
-
-
 @pytest.fixture(scope="module")
 def applied_repo(redis_server, tmp_path_factory):
     with feast_repo_applied(redis_server.url, tmp_path_factory.mktemp("online-data")):
         yield
-
-
-def write_rows(url: str, view_name: str, rows: list[dict]) -> None:
-    view = REGISTRY.view(view_name)
-    arrow_types = {
-        "int64": pa.int64(),
-        "float64": pa.float64(),
-        "string": pa.string(),
-        "date": pa.date32(),
-    }
-    columns = {
-        view.entity.join_key: pa.array([r[view.entity.join_key] for r in rows], pa.int64()),
-        "event_timestamp": pa.array(
-            [r["event_timestamp"] for r in rows], pa.timestamp("us", "UTC")
-        ),
-    }
-    for feature in view.features:
-        columns[feature.name] = pa.array(
-            [r.get(feature.name) for r in rows], arrow_types[feature.value_type]
-        )
-    layout = layout_for(view, repo_settings().project)
-    assert write_table(url, layout, pa.table(columns)) == (len(rows), 0)
 
 
 def test_values_come_back_exactly(applied_repo, redis_url) -> None:

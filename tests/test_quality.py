@@ -1,8 +1,9 @@
 """Data-quality gate: suites derived from the declarations, run with Great Expectations.
 
 Feature tables are synthesized to satisfy features/core.py (no compute engine): entity
-`k` has had `k` events in every hour since its first one, so a count over window `w`
-is `k * min(w, hours active)`. One good day and one faulty day are written once; each
+`k` has had `k` events in every hour since its first one, all arriving within their hour,
+so a count over window `w` is `k * min(w, hours active)` and every row has one version,
+created at its own hour (what `compute` writes for on-time data). One good day and one faulty day are written once; each
 validation run covers several tables and the assertions share its report. The run over
 every table of the good day (about ten suites) is marked slow.
 """
@@ -64,7 +65,7 @@ def feature_row(view: FeatureView, key: int, ts: datetime, hours_active: int) ->
     row: dict[str, Any] = {
         view.entity.join_key: key,
         "event_timestamp": ts,
-        "created_timestamp": ts + timedelta(minutes=10),
+        "created_timestamp": ts,
         PARTITION_COLUMN: ts.date(),
     }
     for feature in view.features:
@@ -92,7 +93,7 @@ def attribute_row(view: AttributeView, key: int, ts: datetime) -> dict[str, Any]
     row |= {
         view.entity.join_key: key,
         "event_timestamp": ts,
-        "created_timestamp": ts,
+        "created_timestamp": ts.replace(minute=0, second=0, microsecond=0) + HOUR,
         PARTITION_COLUMN: ts.date(),
     }
     return row
@@ -112,10 +113,10 @@ def clean_row(source: EventSource, key: int, hour: datetime) -> dict[str, Any]:
 
 
 def day_of_feature_rows(view: FeatureView, day: datetime) -> list[dict[str, Any]]:
-    """12 hours of rows (the interval and the 6 hours before it) for every entity."""
+    """13 hours of rows (the interval's (06:00, 12:00] and the hours before) for every entity."""
     return [
         feature_row(view, key, day + h * HOUR, hours_active=h + 1)
-        for h in range(12)
+        for h in range(13)
         for key in ENTITIES
     ]
 
@@ -138,16 +139,16 @@ def faulty_day(view_name: str, good: list[dict[str, Any]]) -> list[dict[str, Any
     """The second day's rows of a view, with the faults this test plants in it."""
     if view_name == "member_engagement":
         # Six rows left in the interval (a collapse from 18), each but one faulty.
-        before = [r for r in good if r["event_timestamp"].hour < 6]
+        before = [r for r in good if r["event_timestamp"].hour <= 6]
         at = {(r["member_id"], r["event_timestamp"].hour): r for r in good}
         negative = dict(at[(2, 7)], plays_count_1h=-1)
         null_key = dict(at[(1, 8)], member_id=None)
         not_nested = dict(at[(3, 10)], plays_count_1d=at[(3, 10)]["plays_count_7d"] + 5)
         duplicated = at[(1, 9)]
         return [*before, negative, null_key, duplicated, dict(duplicated), not_nested, at[(1, 11)]]
-    if view_name == "title_popularity":  # stale: nothing after 06:00, and two broken rows
-        rows = [r for r in good if r["event_timestamp"].hour <= 6]
-        by_title = {r["title_id"]: r for r in rows if r["event_timestamp"].hour == 6}
+    if view_name == "title_popularity":  # stale: nothing after 07:00, and two broken rows
+        rows = [r for r in good if r["event_timestamp"].hour <= 7]
+        by_title = {r["title_id"]: r for r in rows if r["event_timestamp"].hour == 7}
         by_title[2]["title_viewers_approx_distinct_1d"] = by_title[2]["title_plays_count_1d"] + 5
         by_title[3]["title_watch_seconds_sum_1d"] = by_title[3]["title_watch_seconds_sum_7d"] + 1
         return rows
@@ -299,7 +300,7 @@ def test_faults_in_a_feature_table_are_each_named(faulty_report: ValidationRepor
     result = faulty_report.table(table)
     assert not result.success
     assert f"{table}: member_id is never null" in descriptions(faulty_report, table, "member_id")
-    assert f"{table}: (member_id, event_timestamp) is unique" in descriptions(
+    assert f"{table}: (member_id, event_timestamp, created_timestamp) is unique" in descriptions(
         faulty_report, table, "member_id"
     )
     assert any(
@@ -317,7 +318,12 @@ def test_faults_in_a_feature_table_are_each_named(faulty_report: ValidationRepor
     assert nesting[0].examples[0]["event_timestamp"] == "2031-01-02 10:00:00"
     duplicate = next(f for f in result.failures if "is unique" in f.description)
     assert duplicate.examples == (
-        {"member_id": "1", "event_timestamp": "2031-01-02 09:00:00", "copies": "2"},
+        {
+            "member_id": "1",
+            "event_timestamp": "2031-01-02 09:00:00",
+            "created_timestamp": "2031-01-02 09:00:00",
+            "copies": "2",
+        },
     )
     # Only the planted faults fail: every other rule still holds on this table.
     assert len(result.failures) == 5, [f.description for f in result.failures]
@@ -328,7 +334,7 @@ def test_row_count_collapse_and_stale_table_are_caught(faulty_report: Validation
     volume = [f for f in collapsed.failures if f.expectation.startswith("expect_table_row_count")]
     assert [f.description for f in volume] == [
         "features.member_engagement: between 9 and 36 rows "
-        "(0.5x to 2x the previous interval's 18 rows)"
+        "(0.5x to 2x the 18 rows of a day earlier)"
     ]
     assert volume[0].examples == ({"rows": "6"},)
     assert not [f for f in collapsed.failures if "latest" in f.description]  # still fresh
@@ -336,7 +342,7 @@ def test_row_count_collapse_and_stale_table_are_caught(faulty_report: Validation
     stale = faulty_report.table("features.title_popularity")
     freshness = [f for f in stale.failures if "latest event_timestamp" in f.description]
     assert len(freshness) == 1
-    assert freshness[0].examples[0]["latest_event_timestamp"] == "2031-01-02 06:00:00"
+    assert freshness[0].examples[0]["latest_event_timestamp"] == "2031-01-02 07:00:00"
 
 
 def test_bundled_row_rules_are_reported_one_by_one(faulty_report: ValidationReport):

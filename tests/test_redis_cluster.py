@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from test_online import feast_repo_applied, write_rows
+from platform_helpers import feast_repo_applied, write_rows
 
 from features import REGISTRY
 from pipelines.redis_server import (
@@ -99,6 +99,7 @@ def test_older_rows_do_not_replace_newer_ones_on_the_cluster(cluster_repo) -> No
             {
                 "member_id": pa.array(members, pa.int64()),
                 "event_timestamp": pa.array([when] * len(members), pa.timestamp("us", "UTC")),
+                "created_timestamp": pa.array([when] * len(members), pa.timestamp("us", "UTC")),
                 **{
                     f.name: pa.array([country if f.name == "country" else None] * len(members))
                     if f.value_type == "string"

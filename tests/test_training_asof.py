@@ -1,7 +1,8 @@
 """build_training_set against the brute-force oracle (tests/training_oracle.py).
 
 On the hand-made cases of training_oracle (see there for what they cover), on random
-data with a hot entity, with and without the as-known-at mode.
+data with a hot entity, in every mode. Feature rows have the shape `compute` writes:
+whole-hour event times, each version of a row created at a whole hour at or after it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pipelines.training.asof import (
     label_stats,
     point_in_time_join,
 )
-from pipelines.training.spec import ViewRead
+from pipelines.training.spec import Mode, ViewRead
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,13 @@ def labels_df(spark):
     return spark.createDataFrame([tuple(r.values()) for r in LABELS], LABELS_SCHEMA)
 
 
-def expected(as_known_at: bool = False) -> list[Row]:
+def expected(mode: str = "feast") -> list[Row]:
     views = [
         oracle_view("ad_performance", AD_FEATURES, AD_ROWS),
         oracle_view("member_ad_history", MEMBER_FEATURES, MEMBER_ROWS),
         oracle_view("member_profile", PROFILE_FEATURES, PROFILE_ROWS),
     ]
-    return [Row(**r) for r in brute_force_training_set(LABELS, views, as_known_at=as_known_at)]
+    return [Row(**r) for r in brute_force_training_set(LABELS, views, mode=mode)]
 
 
 def test_matches_the_oracle(spark, feature_tables, labels_df):
@@ -86,15 +87,23 @@ def test_matches_the_oracle(spark, feature_tables, labels_df):
     assert by_id[12][0].member_clicks_count_7d is None and by_id[12][0].country == "FR"
 
 
-def test_as_known_at_matches_the_oracle(spark, feature_tables, labels_df):
-    rows = build_training_set(spark, labels_df, REFS, as_known_at=True).collect()
-    assertDataFrameEqual(rows, expected(as_known_at=True))
-    by_id = {r.label_id: r for r in rows}
+def test_known_and_serving_modes_match_the_oracle(spark, feature_tables, labels_df):
+    known = build_training_set(spark, labels_df, REFS, mode="known").collect()
+    assertDataFrameEqual(known, expected("known"))
+    by_id = {r.label_id: r for r in known}
     # The 1h row's correction was created at 3h: labels at 1h and 2.5h see the original.
     assert by_id[0].ad_impressions_count_1d == 2
     assert by_id[2].ad_impressions_count_1d == 2
-    assert by_id[10].ad_impressions_count_1d is None  # the 0h row was created at 0.1h
+    assert by_id[10].ad_impressions_count_1d == 1  # the 0h row, known at 0h
     assert by_id[11].member_clicks_count_7d == 1  # the 3h row was only known at 4h
+    served = build_training_set(spark, labels_df, REFS, mode="serving").collect()
+    assertDataFrameEqual(served, expected("serving"))
+    by_id = {r.label_id: r for r in served}
+    # Published 15 minutes after it was known: at 3 minutes past, the 0h row is not served.
+    assert by_id[10].ad_impressions_count_1d is None
+    assert by_id[0].ad_impressions_count_1d == 1  # at 1h, the 1h row is not served yet
+    assert by_id[2].ad_impressions_count_1d == 2
+    assert known != served
 
 
 def test_pandas_labels_with_time_zones_are_read_as_utc(spark, feature_tables):
@@ -126,12 +135,15 @@ def test_randomized_no_value_from_the_future(spark):
     ads = [1] * 8 + list(range(2, 12))  # ad 1 is hot
 
     def rows_for(view: str, feature: str, count: int, keys: list[int]) -> list[dict]:
-        out = []
-        for n in range(count):
-            event = B + timedelta(seconds=rng.randrange(0, 20 * 24 * 3600))
-            created = event + timedelta(minutes=rng.choice([0, 0, 5, 90, 3 * 24 * 60]))
-            out.append(feature_row(view, rng.choice(keys), event, created, **{feature: n}))
-        return out
+        versions = {}
+        for _ in range(count):
+            event = B + timedelta(hours=rng.randrange(0, 20 * 24))
+            created = event + timedelta(hours=rng.choice([0, 0, 1, 2, 3 * 24]))
+            versions[(rng.choice(keys), event, created)] = None
+        return [
+            feature_row(view, key, event, created, **{feature: n})
+            for n, (key, event, created) in enumerate(versions)
+        ]
 
     ad_rows = rows_for("ad_performance", "ad_clicks_count_1d", 400, ads)
     member_rows = rows_for(
@@ -159,8 +171,8 @@ def test_randomized_no_value_from_the_future(spark):
     # Split ad 1 into time buckets too: hot keys take another path (carry-in rows).
     split = SkewPolicy(min_hot_labels=10, hot_share=0.05, buckets=16)
     assert sum(label["ad_id"] == 1 for label in labels) > 0.05 * len(labels)
-    for as_known_at, skew in itertools.product((False, True), (None, split)):
-        result = build_training_set(spark, labels_df, refs, as_known_at=as_known_at, skew=skew)
+    for mode, skew in itertools.product(("feast", "known", "serving"), (None, split)):
+        result = build_training_set(spark, labels_df, refs, mode=mode, skew=skew)
         rows = result.collect()
         assert len(rows) == len(labels)
         for row in rows:
@@ -172,20 +184,30 @@ def test_randomized_no_value_from_the_future(spark):
                     continue
                 origin = source[value]
                 assert origin["event_timestamp"] <= row.event_timestamp
-                if as_known_at:
+                if mode != "feast":
                     assert origin["created_timestamp"] <= row.event_timestamp
-        oracle = brute_force_training_set(labels, views, as_known_at=as_known_at)
+        oracle = brute_force_training_set(labels, views, mode=mode)
         assertDataFrameEqual(rows, [Row(**r) for r in oracle])
 
 
-def split_and_whole(labels, views, stats, split_policy, as_known_at):
+def split_and_whole(labels, views, stats, split_policy, mode):
     """The join with hot keys split by `split_policy`, and with the default policy."""
     return [
         point_in_time_join(
-            labels, views, timestamp_column="t", stats=stats, skew=skew, as_known_at=as_known_at
+            labels, views, timestamp_column="t", stats=stats, skew=skew, mode=mode
         ).collect()
         for skew in (split_policy, SkewPolicy())
     ]
+
+
+def versioned_rows(rng: random.Random, keys: list, count: int) -> list[tuple]:
+    """(key, event, created, n): whole hours, created at or after the event, one per
+    (key, event, created), as compute writes them."""
+    versions = {}
+    for n in range(count):
+        event = B + timedelta(hours=n // 2)
+        versions[(rng.choice(keys), event, event + timedelta(hours=rng.choice([0, 0, 1, 3])))] = n
+    return [(*version, n) for version, n in versions.items()]
 
 
 def test_hot_key_buckets_do_not_change_the_result(spark):
@@ -193,10 +215,7 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
     the same rows as no key hot; with and without as-known-at."""
     rng = random.Random(7)
     features = spark.createDataFrame(
-        [
-            (rng.choice([1, 1, 1, 2, 3]), B + timedelta(hours=n * 0.7), B + timedelta(hours=n), n)
-            for n in range(200)
-        ],
+        versioned_rows(rng, [1, 1, 1, 2, 3], 200),
         "k long, event_timestamp timestamp, created_timestamp timestamp, v long",
     )
     labels = spark.createDataFrame(
@@ -206,11 +225,11 @@ def test_hot_key_buckets_do_not_change_the_result(spark):
         ],
         "k long, t timestamp",
     )
-    view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0)
+    view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0, 900)
     stats = label_stats(labels, "t")
     all_hot = SkewPolicy(min_hot_labels=0, hot_share=0.0, buckets=100)
-    for known in (False, True):
-        split, whole = split_and_whole(labels, [(view, features)], stats, all_hot, known)
+    for mode in Mode:
+        split, whole = split_and_whole(labels, [(view, features)], stats, all_hot, mode)
         assertDataFrameEqual(split, whole)
         assert sum(r.v is not None for r in split) > 30
 
@@ -220,10 +239,7 @@ def test_pruning_feature_rows_to_label_keys_does_not_change_the_result(spark):
     pruning is on, which is the default for small label sets; the rows are the same."""
     rng = random.Random(11)
     features = spark.createDataFrame(
-        [
-            (rng.choice([1, 2, 3, 3]), B + timedelta(hours=n * 0.7), B + timedelta(hours=n), n)
-            for n in range(120)
-        ],
+        versioned_rows(rng, [1, 2, 3, 3], 120),
         "k long, event_timestamp timestamp, created_timestamp timestamp, v long",
     )
     labels = spark.createDataFrame(
@@ -233,22 +249,22 @@ def test_pruning_feature_rows_to_label_keys_does_not_change_the_result(spark):
         ],
         "k long, t timestamp",
     )
-    view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0)
+    view = ViewRead("v", "unused", "k", "int64", 20 * 3600, ("v",), "hash", 0, 900)
     stats = label_stats(labels, "t")
 
-    def join(known: bool, prune: bool | None):
+    def join(mode: Mode, prune: bool | None):
         return point_in_time_join(
             labels, [(view, features)], timestamp_column="t", stats=stats,
-            as_known_at=known, prune_keys=prune,
+            mode=mode, prune_keys=prune,
         )  # fmt: skip
 
     def semi_joins(df) -> int:
         return df._jdf.queryExecution().executedPlan().toString().count("LeftSemi")
 
-    for known in (False, True):
-        pruned, full = join(known, True), join(known, False)
+    for mode in Mode:
+        pruned, full = join(mode, True), join(mode, False)
         assert semi_joins(pruned) == 1 and semi_joins(full) == 0
-        assert semi_joins(join(known, None)) == 1  # 80 label rows: on by default
+        assert semi_joins(join(mode, None)) == 1  # 80 label rows: on by default
         rows = pruned.collect()
         assertDataFrameEqual(rows, full.collect())
         assert sum(r.v is not None for r in rows) > 20
@@ -273,21 +289,21 @@ def test_hot_keys_are_found_for_every_join_key_in_one_pass(spark):
     assert _hot_keys(rows, [member, ad], stats, SkewPolicy()) == [[], []]
 
     member_rows = spark.createDataFrame(
-        [(k, B + timedelta(hours=n * 0.5), B + timedelta(hours=n), k * 100 + n)
+        [(k, B + timedelta(hours=n // 2), B + timedelta(hours=n), k * 100 + n)
          for k in (1, 2, 3) for n in range(12)],
         "m long, event_timestamp timestamp, created_timestamp timestamp, mv long",
     )  # fmt: skip
     ad_rows = spark.createDataFrame(
-        [(k, B + timedelta(hours=n * 0.7), B + timedelta(hours=n), n)
+        [(k, B + timedelta(hours=n // 2), B + timedelta(hours=n), n)
          for k in ("a", "b", "c") for n in range(10)],
         "ad string, event_timestamp timestamp, created_timestamp timestamp, av long",
     )  # fmt: skip
     split_policy = SkewPolicy(
         min_hot_labels=3, hot_share=0.0, buckets=4, min_bucket_width=timedelta(0)
     )
-    for known in (False, True):
+    for mode in Mode:
         views = [(member, member_rows), (ad, ad_rows)]
-        split, whole = split_and_whole(labels, views, stats, split_policy, known)
+        split, whole = split_and_whole(labels, views, stats, split_policy, mode)
         assertDataFrameEqual(split, whole)
         assert (
             sum(r.mv is not None for r in whole) >= 8 and sum(r.av is not None for r in whole) >= 8

@@ -24,7 +24,11 @@ def write_clean_ads(spark) -> None:
         (f"i{n}", member, ad, "home", at(minutes), at(minutes), at(minutes).date())
         for n, (member, ad, minutes) in enumerate([(1, 10, 5), (1, 11, 70), (2, 10, 130)])
     ]
-    clicks = [("i0", 1, 10, at(20), at(20), at(20).date())]
+    # The last click arrived the next afternoon: the labels of 2026-03-02 are mature.
+    clicks = [
+        ("i0", 1, 10, at(20), at(20), at(20).date()),
+        ("i9", 3, 12, at(38 * 60 + 10), at(38 * 60 + 10), at(38 * 60 + 10).date()),
+    ]
     for name, rows, schema in (
         ("ad_impressions", impressions, AD_IMPRESSIONS),
         ("ad_clicks", clicks, CLEAN_AD_CLICKS),
@@ -52,6 +56,11 @@ def test_labels_then_training_set_then_reproduce(spark, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "3 label rows" in result.output
+    later = runner.invoke(
+        app, ["labels", "ctr", "--start", "2026-03-03", "--end", "2026-03-04", "--output", labels]
+    )
+    assert later.exit_code == 2
+    assert later.output.startswith("error: click labels of [2026-03-03")
 
     output = str(tmp_path / "training_set")
     args = ["training-set", "--labels", labels, "--features", "ad_performance:ad_clicks_count_1d"]

@@ -22,8 +22,8 @@ def impression(n: int, when: datetime, member: int = 1, ad: int = 10) -> tuple:
     return (f"i{n}", member, ad, "home", when, when, when.date())
 
 
-def click(n: int, when: datetime) -> tuple:
-    return (f"i{n}", 1, 10, when, when, when.date())
+def click(n: int, when: datetime, arrived: datetime | None = None) -> tuple:
+    return (f"i{n}", 1, 10, when, arrived or when, when.date())
 
 
 def test_click_window_is_thirty_minutes_inclusive(spark):
@@ -37,6 +37,8 @@ def test_click_window_is_thirty_minutes_inclusive(spark):
             impression(6, at(23 * 60 + 50)),  # last minutes of the interval, click after its end
             impression(7, at(24 * 60)),  # outside the interval
             impression(8, at(-1)),  # outside the interval
+            impression(9, at(50)),  # its click arrives just before the labels mature
+            impression(11, at(60)),  # its click arrives as they mature: too late to count
         ],
         AD_IMPRESSIONS,
     )
@@ -50,6 +52,9 @@ def test_click_window_is_thirty_minutes_inclusive(spark):
             click(6, at(24 * 60 + 5)),
             click(7, at(24 * 60 + 1)),
             click(8, at(0)),
+            # Mature at the end of the day + 14 hours (30 minutes + 13 hours, whole hours).
+            click(9, at(55), arrived=at(38 * 60) - timedelta(microseconds=1)),
+            click(11, at(61), arrived=at(38 * 60)),
         ],
         CLEAN_AD_CLICKS,
     )
@@ -82,5 +87,29 @@ def test_click_window_is_thirty_minutes_inclusive(spark):
             row(4, 30, 1, member=2),
             row(5, 40, 0),
             row(6, 23 * 60 + 50, 1),
+            row(9, 50, 1),
+            row(11, 60, 0),
         ],
     )
+
+
+def test_labels_are_refused_until_mature(spark, tmp_path):
+    import pytest
+
+    from features.labels import ctr
+    from pipelines.training.labels import LabelsNotMatureError, ctr_labels
+
+    assert ctr.maturity == timedelta(hours=14)
+    day = datetime(2026, 3, 2, 0, 0)
+    spark.sql("CREATE DATABASE IF NOT EXISTS clean")
+    spark.createDataFrame([impression(1, at(5))], AD_IMPRESSIONS).write.format("delta").mode(
+        "overwrite"
+    ).option("overwriteSchema", "true").saveAsTable("clean.ad_impressions")
+    clicks = spark.createDataFrame([click(1, at(6), arrived=at(13 * 60))], CLEAN_AD_CLICKS)
+    clicks.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(
+        "clean.ad_clicks"
+    )
+    with pytest.raises(LabelsNotMatureError, match="final once clicks ingested until"):
+        ctr_labels(spark, start=day, end=day + timedelta(days=1))
+    early = ctr_labels(spark, start=day, end=day + timedelta(days=1), allow_immature=True)
+    assert [r["clicked"] for r in early.collect()] == [1]

@@ -102,7 +102,7 @@ def test_reproduce_after_the_feature_tables_changed(spark, tmp_path):
     labels_path = str(tmp_path / "labels")
     spark.createDataFrame(LABELS).write.format("delta").save(labels_path)
     catalog_out = "training_sets.reproduce_test"
-    build_training_set(spark, labels_path, REFS, output=catalog_out, as_known_at=True)
+    build_training_set(spark, labels_path, REFS, output=catalog_out, mode="serving")
 
     # What was recorded: table versions, definitions hash, labels source and version.
     properties = DeltaTable.forPath(spark, in_memory_out).detail().first()["properties"]
@@ -116,7 +116,7 @@ def test_reproduce_after_the_feature_tables_changed(spark, tmp_path):
     }
     catalog_record = read_record(spark, catalog_out)
     assert catalog_record.labels.ref == labels_path and catalog_record.labels.version == 0
-    assert catalog_record.as_known_at
+    assert catalog_record.mode == "serving"
 
     # The world changes: feature tables corrected, more labels appended.
     change_tables(spark)

@@ -3,8 +3,9 @@
 Written from the stated semantics only (Feast's get_historical_features), to check
 the Spark implementation against: for each label row and view, among the view's rows
 of the same entity with `event_timestamp <= t`, `event_timestamp >= t - ttl` (ttl 0
-means unbounded) and, as known at, `created_timestamp <= t`, take the one with the
-greatest (event_timestamp, created_timestamp); none -> nulls.
+means unbounded), in mode "known" `created_timestamp <= t` and in mode "serving"
+`created_timestamp + serving lag <= t`, take the one with the greatest
+(event_timestamp, created_timestamp); none -> nulls.
 
 Also holds the helpers the training tests share to write feature tables.
 """
@@ -24,6 +25,7 @@ class OracleView:
     ttl: timedelta
     features: list[str]
     rows: list[dict[str, Any]]  # join key, event_timestamp, created_timestamp, features
+    serving_lag: timedelta = timedelta(0)
 
 
 def brute_force_training_set(
@@ -31,7 +33,7 @@ def brute_force_training_set(
     views: list[OracleView],
     *,
     timestamp_column: str = "event_timestamp",
-    as_known_at: bool = False,
+    mode: str = "feast",
 ) -> list[dict[str, Any]]:
     """Label rows (dicts, in order) extended with the features of every view."""
     frames = [pd.DataFrame(view.rows, dtype=object) for view in views]
@@ -39,7 +41,7 @@ def brute_force_training_set(
     for label in labels:
         record = dict(label)
         for view, rows in zip(views, frames, strict=True):
-            match = _best_row(label, view, rows, timestamp_column, as_known_at)
+            match = _best_row(label, view, rows, timestamp_column, mode)
             for feature in view.features:
                 record[feature] = None if match is None else _plain(match[feature])
         out.append(record)
@@ -51,7 +53,7 @@ def _best_row(
     view: OracleView,
     rows: pd.DataFrame,
     timestamp_column: str,
-    as_known_at: bool,
+    mode: str,
 ) -> dict[str, Any] | None:
     key, when = label[view.join_key], label[timestamp_column]
     if key is None or when is None or pd.isna(key) or pd.isna(when):
@@ -61,8 +63,9 @@ def _best_row(
     candidates = rows[(rows[view.join_key] == key) & (rows["event_timestamp"] <= when)]
     if view.ttl > timedelta(0):
         candidates = candidates[candidates["event_timestamp"] >= when - view.ttl]
-    if as_known_at:
-        candidates = candidates[candidates["created_timestamp"] <= when]
+    if mode != "feast":
+        lag = view.serving_lag if mode == "serving" else timedelta(0)
+        candidates = candidates[candidates["created_timestamp"] + lag <= when]
     if candidates.empty:
         return None
     newest = max(zip(candidates["event_timestamp"], candidates["created_timestamp"], strict=True))
@@ -123,7 +126,7 @@ def oracle_view(view_name: str, features: list[str], rows: list[dict[str, Any]])
     from features import REGISTRY
 
     view = REGISTRY.view(view_name)
-    return OracleView(view.entity.join_key, view.effective_ttl, features, rows)
+    return OracleView(view.entity.join_key, view.effective_ttl, features, rows, view.serving_lag)
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,7 +135,8 @@ def oracle_view(view_name: str, features: list[str], rows: list[dict[str, Any]])
 # the first feature row, unknown entities, duplicate label rows, null keys and null times,
 # ties on event_timestamp broken by created_timestamp, a newest row with a null value
 # (which must stay null), several views and two entities on one row, and late
-# corrections (for the as-known-at mode).
+# corrections (versions of a row; for the known and serving modes). Rows have the shape
+# compute writes: whole-hour times, created at or after the event time.
 
 B = datetime(2026, 3, 2)
 AD_TTL = timedelta(days=8)  # ad_performance: largest window 7d + 1 day
@@ -153,7 +157,7 @@ def h(hours: float) -> datetime:
 
 AD_ROWS = [
     feature_row(
-        "ad_performance", 10, h(0), h(0.1), ad_impressions_count_1d=1, ad_ctr_smoothed_1d=0.1
+        "ad_performance", 10, h(0), h(0), ad_impressions_count_1d=1, ad_ctr_smoothed_1d=0.1
     ),
     feature_row(
         "ad_performance", 10, h(1), h(1), ad_impressions_count_1d=2, ad_ctr_smoothed_1d=0.2
@@ -183,9 +187,10 @@ MEMBER_ROWS = [
     feature_row("member_ad_history", 2, h(-40 * 24), h(-40 * 24), member_clicks_count_7d=5),
 ]
 PROFILE_ROWS = [
-    feature_row("member_profile", 1, h(-100 * 24), h(-100 * 24), country="NL"),
-    feature_row("member_profile", 1, h(2), h(2), country="DE"),
-    feature_row("member_profile", 2, h(-400 * 24), h(-400 * 24), country="FR"),
+    # Attribute versions: event time = arrival, created = the end of that hour.
+    feature_row("member_profile", 1, h(-100 * 24 + 0.5), h(-100 * 24 + 1), country="NL"),
+    feature_row("member_profile", 1, h(2), h(3), country="DE"),
+    feature_row("member_profile", 2, h(-400 * 24 + 0.25), h(-400 * 24 + 1), country="FR"),
 ]
 
 
@@ -211,7 +216,7 @@ LABELS = [
     label(7, 2, 12, h(0) + AD_TTL),  # exactly at the TTL boundary: still valid
     label(8, 2, 12, h(0) + AD_TTL + timedelta(microseconds=1)),  # one microsecond past it
     label(9, 2, 11, None),  # null time
-    label(10, 1, 10, h(0.05)),  # before the 0h row was created
+    label(10, 1, 10, h(0.05)),  # 3 minutes after the 0h row was known: not served yet
     label(11, 1, 11, h(3)),  # member row at 3h is created at 4h
     label(12, 2, 10, h(30 * 24)),  # member_ad_history TTL (29 days) expired
 ]

@@ -17,11 +17,12 @@ def attribute_rows(
 ) -> DataFrame:
     """One row per key per version ingested in `[start, end)`.
 
-    A version is a (key, ingestion time) pair; its `event_timestamp` and
-    `created_timestamp` are that ingestion time, so a point-in-time join never
-    sees attributes before they were known. Rows repeated at the same instant
-    collapse; conflicting ones resolve to the greatest attribute tuple, so the
-    result does not depend on row order.
+    A version is a (key, ingestion time) pair; its `event_timestamp` is that ingestion
+    time, so a point-in-time join never sees attributes before they were known, and its
+    `created_timestamp` the end of that hour, when the hourly pipeline that ingested it
+    knew it (as for windowed views). Rows repeated at the same instant collapse;
+    conflicting ones resolve to the greatest attribute tuple, so the result does not
+    depend on row order.
     """
     source = view.source
     key, ingested = view.entity.join_key, source.ingestion_column
@@ -36,7 +37,10 @@ def attribute_rows(
     return versions.select(
         F.col(key),
         F.col(ingested).alias(EVENT_TIMESTAMP),
-        F.col(ingested).alias(CREATED_TIMESTAMP),
+        # The end of the ingestion hour (epoch hours: independent of the session time zone).
+        F.timestamp_seconds((F.floor(F.unix_seconds(F.col(ingested)) / 3600) + 1) * 3600).alias(
+            CREATED_TIMESTAMP
+        ),
         *[F.col("version")[a].alias(a) for a in view.attributes],
         F.to_date(F.col(ingested)).alias(PARTITION_COLUMN),
     )

@@ -5,6 +5,8 @@ together with a fingerprint of the view's declaration. A rerun skips the chunks
 already covered by records with the same fingerprint (so a changed declaration
 is recomputed), unless `force` is given. A chunk reads `max_window + 1h` of
 events before it, so larger chunks read less in total for views with long windows.
+Chunks write the same versions as hourly runs would (`compute` depends only on what
+arrived when, not on how the interval is split).
 """
 
 from __future__ import annotations

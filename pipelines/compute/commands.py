@@ -67,7 +67,14 @@ def compute_command(
     views: str | None = typer.Option(None, "--views", help=VIEWS_HELP),
     parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
-    """Compute the feature tables' rows for [start, end) and print rows written per table."""
+    """Bring the feature tables up to date with what arrived in [start, end).
+
+    Writes the versions that became knowable in (start, end]: each view's row at every hour
+    up to END as known at that hour (fresh by construction: when it finishes, the tables hold
+    every entity's value as of END), and a new version of every earlier row that events
+    arriving in [start, end) change. Reruns replace exactly those versions. Prints rows
+    written per table.
+    """
     from pipelines.cli import run_reporting_errors
 
     run_reporting_errors(_compute, start, end, views, parallelism)
@@ -81,7 +88,7 @@ def backfill_command(
     force: bool = typer.Option(False, "--force", help="Recompute chunks already completed"),
     parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
-    """Compute [start, end) chunk by chunk, skipping chunks already completed."""
+    """`compute` over [start, end) chunk by chunk, skipping chunks already completed."""
     from pipelines.cli import run_reporting_errors
 
     run_reporting_errors(_backfill, start, end, chunk_hours, views, force, parallelism)

@@ -1,40 +1,51 @@
-"""`compute`: the feature tables' rows for an interval, from the clean tables, in one write each.
+"""`compute`: bring the feature tables up to date with what arrived in `[start, end)`.
 
-Windowed views (`FeatureView`): the row of entity `e` at hour `T` holds every
-aggregation over `e`'s events with event time in `[T - w, T)`; rows exist at the
-hours where a value may change (an event's hour + 1h, and + 1h + w for each
-window w), so the latest row at or before `t` is the value as of `floor_hour(t)`.
-Its `created_timestamp` is `greatest(T, latest ingestion time of the events in
-[T - max_window, T))`: when the values became knowable. It depends only on the
-data, so reruns are identical, and reading only rows with `created_timestamp <=
-t` ("as known at t") is leak-free: an event that arrived after `t` never shapes
-a row such a reader sees, because recomputing the rows it affects moves their
-`created_timestamp` to its arrival.
+The feature tables are bitemporal. A row of a windowed view is (entity,
+`event_timestamp` T, `created_timestamp` K): the view's values as of hour T (each
+window w over the events with event time in `[T - w, T)`), as known at K (only the
+events that had arrived before K). A row is first written as known at T (K = T),
+so the row at the end of every hour is fresh the moment the hour's events are in;
+an event that arrives later adds a version of every row it changes, with K = the
+end of the hour it arrived in, and the older versions stay. `created_timestamp` is
+therefore always a whole hour: when the version became knowable to the hourly
+pipeline. Rows exist at the hours where a value may change (an event's hour + 1h,
+and + 1h + w), so the latest row at or before t is the value as of floor_hour(t).
 
-Attribute views (`AttributeView`): one row per key per version ingested in the
-interval (`pipelines.compute.attributes`).
+`compute(start=S, end=E)` writes exactly the versions with `created_timestamp` in
+`(S, E]`: the rows at the hours of `(S, E]` as known at their own hour, and the new
+versions of earlier rows that events arriving in `[S, E)` change. One Delta
+transaction per table replaces exactly those versions, so reruns are idempotent,
+adjacent intervals compose into their union (hour by hour gives what one run over
+the whole span gives), and the table depends only on the clean data, not on the
+order in which runs happened.
 
-Each table `features.<view>` is overwritten for exactly `[start, end)` of
-`event_timestamp` in one Delta transaction, so reruns are idempotent and
-adjacent intervals compose into their union.
+Attribute views (`AttributeView`): one row per key per version ingested in `[S, E)`,
+`event_timestamp` the ingestion time and `created_timestamp` the end of its hour
+(`pipelines.compute.attributes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import REGISTRY, AnyView, AttributeView, DeclarationError, FeatureView
 from pipelines.compute.attributes import attribute_rows
-from pipelines.compute.tiles import HOUR_MICROS, measures_of, read_events, tiles
+from pipelines.compute.tiles import (
+    HOUR_MICROS,
+    first_new_event_hour,
+    measures_of,
+    read_events,
+    tiles,
+)
 from pipelines.compute.windows import HourRange, feature_rows
-from pipelines.delta_io import interval_predicate, replace_where, require_table
+from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import EVENT_TIMESTAMP, PARTITION_COLUMN, feature_table_schema
+from pipelines.feature_tables import CREATED_TIMESTAMP, PARTITION_COLUMN, feature_table_schema
 from pipelines.interval import HOUR, Interval
 
 ViewRef = str | FeatureView | AttributeView
@@ -86,27 +97,44 @@ def require_sources(spark: SparkSession, views: Sequence[AnyView]) -> None:
 
 
 def windowed_rows(spark: SparkSession, view: FeatureView, interval: Interval) -> DataFrame:
-    """Rows of a windowed view for `[start, end)`, reading events from `start - max_window - 1h`."""
-    read_from = interval.start - view.max_window.duration - HOUR
-    # Events of the last hour of the interval only enter rows at `end`, outside it.
-    read_to = interval.end - HOUR
+    """The versions of a windowed view that became knowable in `(start, end]`.
+
+    They belong to the rows from the earliest event hour of what arrived in the
+    interval (late events reach back) to `end`; the events read start one largest
+    window before those rows.
+    """
     key = view.entity.join_key
-    first_row = _hour(interval.start) - 1
-    hours = HourRange(first_row=first_row, last_row=_hour(interval.end) - 2)
-    frames = []
+    first_version, last_version = _hour(interval.start), _hour(interval.end) - 1
+    first_row = first_version
+    for source in view.sources:
+        reach = first_new_event_hour(spark, source, key, interval.start, interval.end)
+        if reach is not None:
+            first_row = min(first_row, reach)
+    hours = HourRange(
+        first_row=first_row,
+        last_row=last_version,
+        first_version=first_version,
+        last_version=last_version,
+    )
+    read_from = _moment(first_row - view.max_window.hours)
+    tiles_by_source = {}
     for source in view.sources:
         measures = []
         for aggregation in view.aggregations:
             if aggregation.source.name == source.name:
                 measures += [m for m in measures_of(aggregation) if m not in measures]
-        events = read_events(spark, source, key, read_from, read_to)
-        frames.append(tiles(events, source, key, measures))
-    return feature_rows(view, frames, hours)
+        events = read_events(spark, source, key, read_from, interval.end)
+        tiles_by_source[source.name] = tiles(events, source, key, measures)
+    return feature_rows(view, tiles_by_source, hours)
 
 
 def _hour(moment: datetime) -> int:
     epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
     return (moment - epoch) // timedelta(microseconds=HOUR_MICROS)
+
+
+def _moment(hour: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + hour * HOUR
 
 
 def view_rows(spark: SparkSession, view: AnyView, interval: Interval) -> DataFrame:
@@ -120,13 +148,9 @@ def view_rows(spark: SparkSession, view: AnyView, interval: Interval) -> DataFra
 
 
 def interval_condition(interval: Interval) -> str:
-    """SQL selecting the rows of `[start, end)`; the event_date bounds prune partitions."""
+    """SQL selecting the versions a run over `[start, end)` writes: created in `(start, end]`."""
     lo, hi = interval.spark_bounds()
-    last_day = (hi - timedelta(microseconds=1)).date()
-    return (
-        f"{PARTITION_COLUMN} >= DATE '{lo.date()}' AND {PARTITION_COLUMN} <= DATE '{last_day}' "
-        f"AND {interval_predicate(EVENT_TIMESTAMP, str(lo), str(hi))}"
-    )
+    return f"{CREATED_TIMESTAMP} > TIMESTAMP '{lo}' AND {CREATED_TIMESTAMP} <= TIMESTAMP '{hi}'"
 
 
 def compute(
@@ -137,9 +161,12 @@ def compute(
     views: Iterable[ViewRef] | None = None,
     parallelism: int = 2,
 ) -> dict[str, int]:
-    """Recompute the feature tables' rows with `event_timestamp` in `[start, end)`.
+    """Write the feature tables' versions that became knowable in `(start, end]`: the rows
+    of the hours up to `end` as known at their hour, and what the events that arrived in
+    `[start, end)` change in earlier rows (see the module docstring).
 
-    `start`/`end` must be whole hours. Every view and source table is checked
+    `start`/`end` must be whole hours; the clean tables must hold what arrived before
+    `end`. Every view and source table is checked
     before anything is written (DeclarationError for an unknown view,
     MissingTableError for a missing source). Returns rows written per table.
 

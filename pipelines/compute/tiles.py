@@ -1,11 +1,13 @@
-"""Hourly tiles: mergeable partial aggregates of one source's events per (entity, hour).
+"""Hourly tiles: mergeable partial aggregates of one source's events per entity and hours.
 
 Every aggregation of a feature view is computed from a few *measures* (row count,
-non-null count, sum, min, max, HyperLogLog sketch, latest value, latest ingestion
-time). A measure is first aggregated over the events of one entity in one hour
-(a tile), then merged over the tiles of a window. Tiling bounds the work per
-entity by the number of hours, not the number of events: a popular title with
-thousands of plays an hour still has one tile per hour.
+non-null count, sum, min, max, HyperLogLog sketch, latest value). A measure is
+first aggregated over the events of one entity that happened in one hour and
+arrived in one hour (a tile: entity, event hour, arrival hour), then merged over
+the tiles of a window as known at some hour. Tiling bounds the work per entity by
+the number of hours, not the number of events: a popular title with thousands of
+plays an hour still has a few tiles per hour (most events arrive within their hour,
+some in the next, a few hours late).
 
 Sums are exact decimals (`SUM_TYPE`): a window's sum is then a difference of
 running sums (`pipelines.compute.windows`) that does not depend on where the
@@ -28,8 +30,8 @@ from pipelines.interval import parse_time, utc_literal
 
 HOUR_MICROS = 3_600_000_000
 # Column names of the engine's own intermediate values; features never start with "_".
-POS = "__hour"
-INGESTED = "__ingested"
+EVENT_HOUR = "__event_hour"
+ARRIVAL_HOUR = "__arrival_hour"
 # 37 digits, so that a difference of two running sums still fits 38 at scale 12.
 SUM_TYPE = "decimal(37,12)"
 
@@ -47,7 +49,6 @@ class Kind(StrEnum):
     MAX = "max"
     HLL = "hll"
     LATEST = "latest"
-    INGESTED = "ingested"
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,12 @@ class Measure:
 
     @property
     def name(self) -> str:
-        if self.kind is Kind.INGESTED:
-            return INGESTED
         return f"__{self.source}__{self.kind.value}__{self.column or ''}"
 
     def tile(self, source: EventSource) -> Column:
         """The aggregate of this measure over the events of one tile."""
         if self.kind is Kind.ROWS:
             return F.count(F.lit(1))
-        if self.kind is Kind.INGESTED:
-            return F.max(source.ingestion_column)
         value = F.col(str(self.column))
         if self.kind is Kind.NONNULL:
             return F.count(value)
@@ -102,7 +99,7 @@ class Measure:
             return F.min(column)
         if self.kind is Kind.HLL:
             return F.hll_union_agg(column)
-        return F.max(column)  # MAX, INGESTED, LATEST
+        return F.max(column)  # MAX, LATEST
 
     def combine(self, left: Column, right: Column) -> Column:
         """Merge the aggregates of two disjoint sets of tiles (non-invertible measures)."""
@@ -146,11 +143,13 @@ def measures_of(aggregation: Aggregation) -> tuple[Measure, ...]:
 def read_events(
     spark: SparkSession, source: EventSource, key: str, start: datetime, end: datetime
 ) -> DataFrame:
-    """The source's events of entities (non-null key) with event time in `[start, end)`."""
+    """The source's events of entities (non-null key) with event time in `[start, end)` that
+    had arrived by `end`: what the platform knew at `end`."""
     events = spark.table(source.table)
     ts = F.col(source.timestamp_column)
     lo, hi = parse_time(start), parse_time(end)
-    condition = F.col(key).isNotNull() & (ts >= utc_literal(lo)) & (ts < utc_literal(hi))
+    arrived = F.col(source.ingestion_column) < utc_literal(hi)
+    condition = F.col(key).isNotNull() & (ts >= utc_literal(lo)) & (ts < utc_literal(hi)) & arrived
     if "event_date" in events.columns:
         # Partition pruning; the timestamp condition above is the exact one.
         condition &= F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date()))
@@ -158,8 +157,29 @@ def read_events(
 
 
 def tiles(events: DataFrame, source: EventSource, key: str, measures: list[Measure]) -> DataFrame:
-    """One row per (entity, hour) with every measure of `source` aggregated over its events."""
-    wanted = [*measures, Measure(Kind.INGESTED)]
-    return events.groupBy(F.col(key), hour_index(source.timestamp_column).alias(POS)).agg(
-        *[m.tile(source).alias(m.name) for m in wanted]
+    """One row per (entity, event hour, arrival hour) with every measure of `source`
+    aggregated over its events."""
+    return events.groupBy(
+        F.col(key),
+        hour_index(source.timestamp_column).alias(EVENT_HOUR),
+        hour_index(source.ingestion_column).alias(ARRIVAL_HOUR),
+    ).agg(*[m.tile(source).alias(m.name) for m in measures])
+
+
+def first_new_event_hour(
+    spark: SparkSession, source: EventSource, key: str, start: datetime, end: datetime
+) -> int | None:
+    """The earliest event hour among the source's events that arrived in `[start, end)`:
+    how far back the rows they change reach (None when nothing arrived)."""
+    arrived = F.col(source.ingestion_column)
+    row = (
+        spark.table(source.table)
+        .where(
+            F.col(key).isNotNull()
+            & (arrived >= utc_literal(parse_time(start)))
+            & (arrived < utc_literal(parse_time(end)))
+        )
+        .agg(F.min(hour_index(source.timestamp_column)).alias("first"))
+        .first()
     )
+    return None if row is None or row["first"] is None else int(row["first"])

@@ -4,14 +4,18 @@ For each feature view, a deterministic sample of entities (the `sample` keys wit
 smallest xxhash64 of their join key: the same entities are followed from run to run)
 is read from the online store through Feast, as of `as_of`, and compared with the
 values expected from the Delta feature tables as of `as_of` (or as of the end of the
-newest materialized interval, if later: Redis then rightly holds newer values): the latest row with
-`event_timestamp < as_of` (ties: greatest `created_timestamp`), ignored when older
-than the view's TTL. That is exactly what materializing up to `as_of` must leave online.
+newest materialized interval, if later: Redis then rightly holds newer values): the
+entity's current row as known then, i.e. of the versions with `created_timestamp <=
+as_of`, the one with the greatest `event_timestamp` (ties: greatest
+`created_timestamp`), ignored when older than the view's TTL. That is exactly what
+materializing every hour up to `as_of` must leave online.
 
-Only entities whose expected row falls in the part of time the online store claims
-to cover are checked: from the start of the view's first materialized interval (Feast's
-registry records them) up to `as_of`. A gap (materialization behind the offline table,
-or for an older interval) therefore shows as values missing online or stale, and fails.
+Only entities whose expected version became known in the part of time the online store
+claims to cover are checked: from the start of the view's first materialized interval
+(Feast's registry records them) up to `as_of`. A gap (materialization behind the offline
+table, or for an older interval) therefore shows as values missing online or stale, and
+fails. The request-level check, "does a training row equal what serving returned", is
+the replay of logged requests (`pipelines.quality.replay`).
 
 Measures per feature: compared entities, mismatch ratio (values that differ: ints and
 strings exactly, floats beyond 1e-9 relative), missing-online ratio (offline has a value,
@@ -250,8 +254,7 @@ def expected_values(
     """Per sampled entity, the feature row materialization up to `as_of` must leave online."""
     key = view.entity.join_key
     table = spark.table(view.table)
-    upper = utc_literal(as_of)
-    before = table.where(F.col(EVENT_TIMESTAMP) < upper)
+    before = table.where(F.col(CREATED_TIMESTAMP) <= utc_literal(as_of))
     ttl = view.effective_ttl
     if ttl.total_seconds() > 0:
         lower = as_of - ttl
@@ -266,7 +269,7 @@ def expected_values(
             ),
         )
         .where("_rank = 1")
-        .where(F.col(EVENT_TIMESTAMP) >= utc_literal(covered_from))
+        .where(F.col(CREATED_TIMESTAMP) > utc_literal(covered_from))
         .select(key, *[f.name for f in view.features])
         .orderBy(key)
     )

@@ -1,7 +1,8 @@
 """The data-quality gate: validate one interval of the feature and clean event tables.
 
-Each table is read once, filtered to the interval (feature tables on event_timestamp,
-clean tables on ingestion_timestamp), and checked by the suite its declarations imply
+Each table is read once, filtered to the interval (feature tables to the versions a run
+over it writes, created in `(start, end]`; clean tables to the rows that arrived in it,
+by ingestion_timestamp), and checked by the suite its declarations imply
 (pipelines.quality.suites). A DAG runs this between computing features and writing them
 to Redis, and stops when anything fails.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -19,7 +20,7 @@ from features import REGISTRY, AnyView, DeclarationError, EventSource, FeatureVi
 from pipelines.config import settings
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import EVENT_TIMESTAMP, PARTITION_COLUMN
+from pipelines.feature_tables import CREATED_TIMESTAMP
 from pipelines.interval import Interval
 from pipelines.quality import suites
 from pipelines.quality.expectations import timestamp_literal
@@ -84,13 +85,13 @@ def _validate_view(
 ) -> TableResult:
     df = feature_rows(spark, view.table, interval)
     if not isinstance(view, FeatureView):
-        return runner.validate(view.table, df, suites.attribute_view_suite(view))
-    previous = previous_interval(interval)
+        return runner.validate(view.table, df, suites.attribute_view_suite(view, interval=interval))
+    previous = comparison_interval(interval)
     previous_rows = feature_rows(spark, view.table, previous).count()
     notes = (
         ()
         if previous_rows
-        else (f"no rows in the previous interval {previous}: row-count band not checked",)
+        else (f"no rows in the comparison interval {previous}: row-count band not checked",)
     )
     expectations = suites.feature_view_suite(
         view, interval=interval, previous_rows=previous_rows, policy=policy
@@ -98,18 +99,21 @@ def _validate_view(
     return runner.validate(view.table, df, expectations, notes=notes)
 
 
-def previous_interval(interval: Interval) -> Interval:
+def comparison_interval(interval: Interval) -> Interval:
+    """What an interval's volume is compared with: the same hours a day earlier for
+    intervals up to a day (traffic has a strong daily cycle, so the hour before says
+    little), else the previous interval of the same length."""
     length = interval.end - interval.start
-    return Interval(interval.start - length, interval.start)
+    back = max(length, timedelta(days=1))
+    return Interval(interval.start - back, interval.end - back)
 
 
 def feature_rows(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
-    """Rows of a feature table whose event_timestamp lies in the interval."""
-    # The event_date bounds let Delta skip whole partitions.
+    """The versions of a feature table that a run over the interval writes: those that
+    became knowable in `(start, end]` (Delta skips files by their created_timestamp range)."""
     return spark.table(table).where(
-        f"{_within(EVENT_TIMESTAMP, interval)}"
-        f" AND {PARTITION_COLUMN} >= DATE '{interval.start.date()}'"
-        f" AND {PARTITION_COLUMN} <= DATE '{interval.end.date()}'"
+        f"{CREATED_TIMESTAMP} > {timestamp_literal(interval.start)}"
+        f" AND {CREATED_TIMESTAMP} <= {timestamp_literal(interval.end)}"
     )
 
 

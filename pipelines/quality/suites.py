@@ -4,19 +4,22 @@ Nothing here lists columns by hand: each rule follows from what a declared featu
 (see features/core.py for the semantics) or from the table contracts in
 pipelines/feature_tables.py and pipelines/tables.py.
 
-Feature view (`features.<view>`, rows of one interval):
+Feature view (`features.<view>`, the versions written for one interval, i.e. created in
+`(start, end]`):
 - schema: exactly the contract's columns, each of its declared type;
-- the join key is never null; (join key, event_timestamp) is unique;
-- event_timestamp is a whole hour; created_timestamp is present and >= event_timestamp;
+- the join key is never null; (join key, event_timestamp, created_timestamp) is unique;
+- event_timestamp is a whole hour; created_timestamp is a whole hour in `(start, end]`
+  and >= event_timestamp;
 - counts and sums are never null (empty windows give 0), and with approx distinct counts
   are >= 0; smoothed ratios lie in [0, 1];
 - windows nest: for a count, sum or approx distinct aggregation, the value over a shorter
   window is <= the value over the next longer one;
 - an approx distinct count is <= the event count over the same source and window;
 - freshness: the latest event_timestamp is within `freshness_lag` of the interval end;
-- volume: the row count is within a band around the previous interval's row count.
-Attribute view: schema and types, key not null, (key, event_timestamp) unique,
-created_timestamp >= event_timestamp.
+- volume: the row count is within a band around the row count of the same hours a day
+  earlier (`gate.comparison_interval`; the previous interval for intervals over a day).
+Attribute view: schema and types, key not null, (key, event_timestamp, created_timestamp)
+unique, created_timestamp a whole hour in `(start, end]` and >= event_timestamp.
 Clean event table: columns present with their types, identifiers and event_timestamp
 never null, summed measures >= 0, event_timestamp <= ingestion_timestamp + clock skew,
 ingestion_timestamp within the interval.
@@ -128,10 +131,10 @@ def _contract_schema(view: FeatureView | AttributeView) -> list[tuple[str, str]]
 def _keys_and_times(view: FeatureView | AttributeView) -> list[Expectation]:
     about = view.table
     key = view.entity.join_key
-    ident = [key, EVENT_TIMESTAMP]
+    ident = [key, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
     return [
         ex.not_null(key, about=about, ident=ident),
-        ex.unique([key, EVENT_TIMESTAMP], about=about),
+        ex.unique([key, EVENT_TIMESTAMP, CREATED_TIMESTAMP], about=about),
         ex.not_null(CREATED_TIMESTAMP, about=about, ident=ident),
         ex.at_least(
             CREATED_TIMESTAMP,
@@ -143,8 +146,32 @@ def _keys_and_times(view: FeatureView | AttributeView) -> list[Expectation]:
     ]
 
 
-def attribute_view_suite(view: AttributeView) -> list[Expectation]:
-    return _schema_expectations(_contract_schema(view), view.table) + _keys_and_times(view)
+def _knowledge_rules(interval: Interval) -> list[ex.RowRule]:
+    """created_timestamp: the end of the hour in which a version became knowable, within
+    the interval that wrote it."""
+    start, end = ex.timestamp_literal(interval.start), ex.timestamp_literal(interval.end)
+    return [
+        ex.RowRule(
+            f"{CREATED_TIMESTAMP} is a whole hour",
+            f"{CREATED_TIMESTAMP} <> date_trunc('HOUR', {CREATED_TIMESTAMP})",
+            (CREATED_TIMESTAMP,),
+        ),
+        ex.RowRule(
+            f"{CREATED_TIMESTAMP} within ({interval.start.isoformat()}, {interval.end.isoformat()}]",
+            f"{CREATED_TIMESTAMP} <= {start} OR {CREATED_TIMESTAMP} > {end}",
+            (CREATED_TIMESTAMP,),
+        ),
+    ]
+
+
+def attribute_view_suite(view: AttributeView, *, interval: Interval) -> list[Expectation]:
+    about = view.table
+    ident = [view.entity.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+    return [
+        *_schema_expectations(_contract_schema(view), about),
+        *_keys_and_times(view),
+        ex.rows_satisfy(_knowledge_rules(interval), about=about, ident=ident),
+    ]
 
 
 def feature_view_suite(
@@ -156,12 +183,13 @@ def feature_view_suite(
 ) -> list[Expectation]:
     """The suite of one interval of `features.<view>`.
 
-    `previous_rows` is the row count of the previous interval of the same length; with
-    None or 0 there is nothing to compare against and the volume check is left out.
+    `previous_rows` is the row count of the comparison interval (the same hours a day
+    earlier); with None or 0 there is nothing to compare against and the volume check is
+    left out.
     """
     about = view.table
     key = view.entity.join_key
-    ident = [key, EVENT_TIMESTAMP]
+    ident = [key, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
     out = _schema_expectations(_contract_schema(view), about) + _keys_and_times(view)
     for feature in view.features:
         out += _value_range(feature, about=about, ident=ident)
@@ -171,7 +199,8 @@ def feature_view_suite(
             f"{EVENT_TIMESTAMP} is a whole hour",
             f"{EVENT_TIMESTAMP} <> date_trunc('HOUR', {EVENT_TIMESTAMP})",
             (EVENT_TIMESTAMP,),
-        )
+        ),
+        *_knowledge_rules(interval),
     ]
     for shorter, longer in nested_window_pairs(view):
         why = f"windows nest: {shorter.window} within {longer.window}"
@@ -227,7 +256,7 @@ def feature_view_suite(
                 math.ceil(previous_rows * low),
                 math.floor(previous_rows * high),
                 about=about,
-                why=f"{low:g}x to {high:g}x the previous interval's {previous_rows} rows",
+                why=f"{low:g}x to {high:g}x the {previous_rows} rows of a day earlier",
             )
         )
     return out

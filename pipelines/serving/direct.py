@@ -41,6 +41,7 @@ from pipelines.serving.encoding import (
 )
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.online import OnlineLookupError, resolve_features
+from pipelines.serving.request_log import RequestLog
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,15 @@ class OnlineReader:
         *,
         redis_url: str | None = None,
         project: str | None = None,
+        log: RequestLog | None = None,
     ) -> None:
+        """`log`: a `RequestLog` of the same feature service, to log a sample of what is
+        served (for replaying it offline)."""
         from pipelines.serving.store import repo_settings
+
+        if log is not None and log.service != features:
+            raise OnlineLookupError(f"the request log is of {log.service!r}, not of {features!r}")
+        self._log = log
 
         self._views = resolve_features(features)
         self._project = project or repo_settings().project
@@ -272,6 +280,8 @@ class OnlineReader:
                 for name, value in decoded[positions[key]]:
                     values[name].append(value)
         out.update(values)
+        if self._log is not None:
+            self._log.record(entity_rows, out, as_of)
         return out
 
     def _decode_hash(

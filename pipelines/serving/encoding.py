@@ -7,7 +7,9 @@ Feast's serialization byte for byte:
 - hash key: `serialize_entity_key(EntityKey, version 3)` + project name;
 - field: murmur3_32 of `"<view>:<feature>"`, 4 bytes little-endian;
 - value: a serialized `feast.types.Value` (protobuf), `b""` for null;
-- field `_ts:<view>`: a serialized `google.protobuf.Timestamp` of the row's event time.
+- field `_ts:<view>`: a serialized `google.protobuf.Timestamp` of the row's event time;
+- field `_created:<view>` (the platform's own; Feast never reads it): the same for the
+  version's created_timestamp, so that of two versions of one row the newer one wins.
 
 Protobuf's wire format for these messages is a tag byte followed by a varint or
 eight little-endian bytes, so a whole Arrow column encodes with a handful of
@@ -60,6 +62,10 @@ class ViewLayout:
     @property
     def ts_field(self) -> bytes:
         return f"_ts:{self.view}".encode()
+
+    @property
+    def created_field(self) -> bytes:
+        return f"_created:{self.view}".encode()
 
     @property
     def feature_names(self) -> list[str]:

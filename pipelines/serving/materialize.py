@@ -1,10 +1,17 @@
-"""Materialization: the latest feature row per entity of `[start, end)` into Redis, in Feast's layout.
+"""Materialization: what the pipeline learned in `[start, end)` into Redis, in Feast's layout.
 
-For each view, Spark picks per entity the row with the greatest `event_timestamp`
-in the interval (ties: the greatest `created_timestamp`), and the executors write
-those rows straight to Redis (`mapInArrow` + `redis_writer.PartitionWriter`);
-nothing but one count row per Arrow batch comes back to the driver. Feast's
+A run over `[start, end)` (the same interval as the `compute` run before it) takes the
+versions that became knowable in `(start, end]` and, per entity, the newest of them
+(greatest `event_timestamp`, then greatest `created_timestamp`); the executors write
+those rows straight to Redis (`mapInArrow` + `redis_writer.PartitionWriter`); nothing
+but one count row per Arrow batch comes back to the driver. Feast's
 `get_online_features` and `feast serve` read the result as if Feast had written it.
+
+So each entity's current value as of `end` goes online when it changed: a new hourly
+row, or a late correction of the current row. A correction of an older row reaches
+Redis too, where the newer row already stored wins (newer-wins by event time, then by
+version). Redis up to date as of `start` is therefore up to date as of `end`; a first
+materialization starts where the data starts.
 
 TTL: a run writes only rows with `event_timestamp >= end - ttl` (views with a TTL),
 so Redis never receives a value that had already expired as of `end` -- the same
@@ -14,7 +21,7 @@ no TTL, and Redis 6 cannot expire single fields); reads can enforce the TTL as o
 a given time (`online.get_online_features(..., as_of=...)`).
 
 Reruns are idempotent and never move a value back in time: a row is written only
-if its event time is not older than the stored `_ts:<view>`. If Redis fails midway
+if its (event time, version) is not older than the stored one. If Redis fails midway
 the command fails (non-zero exit); rows already written are valid values and the
 same interval can simply be rerun.
 """
@@ -25,7 +32,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -33,8 +40,8 @@ from pyspark.sql import functions as F
 from features import REGISTRY, AnyView, DeclarationError
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
-from pipelines.interval import Interval
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from pipelines.interval import Interval, utc_literal
 from pipelines.redis_server import redacted
 from pipelines.serving.encoding import ViewLayout, view_layout
 from pipelines.serving.redis_writer import DEFAULT_CHUNK_ROWS, RESULT_SCHEMA, PartitionWriter
@@ -51,8 +58,8 @@ class MaterializeError(PlatformError):
 @dataclass(frozen=True)
 class ViewReport:
     view: str
-    window: Interval  # the event times considered: [max(start, end - ttl), end)
-    rows: int  # entities with a row in the window
+    oldest_event: datetime | None  # rows older than this had expired at the end (TTL)
+    rows: int  # entities with a version learned in the interval
     written: int
     skipped_older: int  # Redis already held a newer value
     seconds: float
@@ -78,7 +85,7 @@ class MaterializeReport:
         lines = [f"materialized {self.interval} into {self.redis} in {self.seconds:.1f} s"]
         for v in self.views:
             lines.append(
-                f"  {v.view:<20} window {v.window}  entities {v.rows:>9}  written {v.written:>9}"
+                f"  {v.view:<20} entities {v.rows:>9}  written {v.written:>9}"
                 f"  kept newer {v.skipped_older:>7}  {v.seconds:6.1f} s"
             )
         if not self.feast_registry_updated:
@@ -96,45 +103,35 @@ def layout_for(view: AnyView, project: str) -> ViewLayout:
     )
 
 
-def materialization_window(view: AnyView, interval: Interval) -> Interval:
-    """The event times a run over `interval` writes: not older than `end - ttl`."""
+def oldest_servable_event(view: AnyView, interval: Interval) -> datetime | None:
+    """Rows with an older event time had expired at the interval's end (None: no TTL)."""
     ttl = view.effective_ttl
-    if ttl.total_seconds() <= 0:
-        return interval
-    return Interval(max(interval.start, interval.end - ttl), interval.end)
+    return None if ttl.total_seconds() <= 0 else interval.end - ttl
 
 
-def _ts_literal(value: datetime) -> str:
-    """A Spark timestamp literal; the session time zone is UTC and intervals are UTC."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def rows_in_window(features: DataFrame, window: Interval) -> DataFrame:
-    """Rows with an event time in `window`; the date bounds prune `event_date` partitions."""
-    lo, hi = (_ts_literal(b) for b in (window.start, window.end))
-    return features.where(
-        F.col(PARTITION_COLUMN).between(F.to_date(F.lit(lo)), F.to_date(F.lit(hi)))
-        & (F.col(EVENT_TIMESTAMP) >= F.expr(f"TIMESTAMP '{lo}'"))
-        & (F.col(EVENT_TIMESTAMP) < F.expr(f"TIMESTAMP '{hi}'"))
-    )
-
-
-def latest_rows(features: DataFrame, view: AnyView, window: Interval) -> DataFrame:
-    """Per entity, the row with the latest event time in `window` (ties: latest created)."""
+def learned_rows(features: DataFrame, view: AnyView, interval: Interval) -> DataFrame:
+    """Per entity, the newest version that became knowable in `(start, end]`, unless it
+    had expired at `end`: the rows a run over the interval sends to Redis."""
     key = view.entity.join_key
+    lo, hi = interval.start, interval.end
+    learned = features.where(
+        (F.col(CREATED_TIMESTAMP) > utc_literal(lo)) & (F.col(CREATED_TIMESTAMP) <= utc_literal(hi))
+    )
+    oldest = oldest_servable_event(view, interval)
+    if oldest is not None:
+        learned = learned.where(F.col(EVENT_TIMESTAMP) >= utc_literal(oldest))
     newest_first = Window.partitionBy(key).orderBy(
-        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc_nulls_last()
+        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc()
     )
     return (
-        rows_in_window(features, window)
-        .withColumn(_RANK, F.row_number().over(newest_first))
+        learned.withColumn(_RANK, F.row_number().over(newest_first))
         .where(F.col(_RANK) == 1)
-        .select(key, EVENT_TIMESTAMP, *[f.name for f in view.features])
+        .select(key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *[f.name for f in view.features])
     )
 
 
 def _check_columns(features: DataFrame, view: AnyView) -> None:
-    needed = [view.entity.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, PARTITION_COLUMN]
+    needed = [view.entity.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
     needed += [f.name for f in view.features]
     missing = [c for c in needed if c not in features.columns]
     if missing:
@@ -161,11 +158,10 @@ def materialize_view(
 ) -> ViewReport:
     """Write one view's latest rows of `interval` to Redis (the caller checked Redis and the table)."""
     began = time.perf_counter()
-    window = materialization_window(view, interval)
     features = spark.table(view.table)
     _check_columns(features, view)
     writer = PartitionWriter(layout_for(view, project), redis_url, chunk_rows)
-    counts = latest_rows(features, view, window).mapInArrow(writer, RESULT_SCHEMA)
+    counts = learned_rows(features, view, interval).mapInArrow(writer, RESULT_SCHEMA)
     try:
         per_batch = counts.collect()  # one small row per Arrow batch of written rows
     except Exception as exc:
@@ -175,7 +171,7 @@ def materialize_view(
         ) from None
     return ViewReport(
         view=view.name,
-        window=window,
+        oldest_event=oldest_servable_event(view, interval),
         rows=sum(int(r["rows"]) for r in per_batch),
         written=sum(int(r["written"]) for r in per_batch),
         skipped_older=sum(int(r["skipped"]) for r in per_batch),

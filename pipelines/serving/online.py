@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
+    from pipelines.serving.request_log import RequestLog
+
 _stores: dict[tuple[str, str | None], FeatureStore] = {}
 _stores_lock = threading.Lock()
 
@@ -133,11 +135,15 @@ def get_online_features(
     as_of: datetime | None = None,
     store: FeatureStore | None = None,
     redis_url: str | None = None,
+    log: RequestLog | None = None,
 ) -> dict[str, list[Any]]:
     """Feature values for `entity_rows`, column by column (entity keys first).
 
     `store` defaults to `online_store(redis_url)`. See the module doc for TTL and `as_of`.
+    `log`: a `RequestLog` of the same feature service, to log a sample of what is served.
     """
+    if log is not None and log.service != features:
+        raise OnlineLookupError(f"the request log is of {log.service!r}, not of {features!r}")
     views = resolve_features(features)
     columns = _entity_columns(list(views), entity_rows)
     store = store or online_store(redis_url)
@@ -167,6 +173,8 @@ def get_online_features(
             values[name] = [None if old else v for v, old in zip(values[name], flags, strict=True)]
     ordered = {key: values[key] for key in columns}
     ordered.update({name: values[name] for names in views.values() for name in names})
+    if log is not None:
+        log.record(entity_rows, ordered, as_of)
     return ordered
 
 

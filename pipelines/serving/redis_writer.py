@@ -1,18 +1,20 @@
 """Write Arrow batches of one feature view to Redis in Feast's layout, from Spark executors.
 
-Per chunk of rows, like Feast's own writer: first the stored `_ts:<view>` of every
-key (HGET), then one HSET per row whose event time is not older than the stored
-one; consecutive chunks overlap (`write_chunks`). The commands are built
-column-wise straight into the Redis protocol (`encoding.resp_commands`), so no Python object is created per
-value. A newer stored value is never replaced by an older row; a row with the same
-event time is rewritten (the same bytes on a rerun, or a late correction of that
-row). A Lua compare-and-set script would make the check atomic but measured
+Per chunk of rows, like Feast's own writer: first the stored `_ts:<view>` and
+`_created:<view>` of every key (HMGET), then one HSET per row whose (event time,
+created time) is not older than the stored one; consecutive chunks overlap
+(`write_chunks`). The commands are built column-wise straight into the Redis protocol
+(`encoding.resp_commands`), so no Python object is created per value. A newer stored
+value is never replaced by an older row, nor a newer version of a row by an older one
+(a rerun of an earlier hour); the same version is rewritten with the same bytes. A value
+written by Feast has no `_created`: any version of its row may replace it. A Lua
+compare-and-set script would make the check atomic but measured
 0.5-0.75x the throughput of this read-then-write; the window it leaves only
 matters for two writers of the same view and entity at once, which the scheduler
 does not run.
 
 On a Redis Cluster, each chunk is split by the node that owns each key's slot, and
-every part goes through the same pipelined HGET/HSET exchange on a connection to its
+every part goes through the same pipelined HMGET/HSET exchange on a connection to its
 node. A slot that moves while a task writes makes the node answer MOVED: the task
 fails and Spark retries it with a fresh slot map (rewriting the same values).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +42,7 @@ from pipelines.serving.encoding import (
 )
 
 EVENT_TIMESTAMP = "event_timestamp"
+CREATED_TIMESTAMP = "created_timestamp"
 RESULT_SCHEMA = "rows long, written long, skipped long"
 _COUNTS = pa.schema([("rows", pa.int64()), ("written", pa.int64()), ("skipped", pa.int64())])
 DEFAULT_CHUNK_ROWS = 5000
@@ -61,6 +65,7 @@ def _replies(conn: redis.connection.Connection, count: int) -> list[object]:
 def _hset_commands(layout: ViewLayout, chunk: pa.RecordBatch, keys: pa.Array) -> pa.BinaryArray:
     args: list[bytes | pa.Array] = [b"HSET", keys, layout.ts_field]
     args.append(encode_event_timestamps(chunk.column(EVENT_TIMESTAMP)))
+    args += [layout.created_field, encode_event_timestamps(chunk.column(CREATED_TIMESTAMP))]
     for (name, value_type), field in zip(layout.features, layout.field_hashes, strict=True):
         args += [field, encode_values(chunk.column(name), value_type)]
     return resp_commands(args)
@@ -68,7 +73,7 @@ def _hset_commands(layout: ViewLayout, chunk: pa.RecordBatch, keys: pa.Array) ->
 
 @dataclass(frozen=True)
 class _Chunk:
-    """A chunk whose HGETs of the stored event times are sent, with its HSETs encoded."""
+    """A chunk whose HMGETs of the stored times are sent, with its HSETs encoded."""
 
     rows: pa.RecordBatch
     keys: pa.Array
@@ -81,10 +86,10 @@ def _start_chunk(
     rows: pa.RecordBatch,
     keys: pa.Array | None = None,
 ) -> _Chunk:
-    """Send the rows' HGETs and encode their HSETs; `keys` if already encoded."""
+    """Send the rows' HMGETs and encode their HSETs; `keys` if already encoded."""
     if keys is None:
         keys = encode_entity_keys(layout, rows.column(layout.join_key))
-    _send(conn, resp_commands([b"HGET", keys, layout.ts_field]))
+    _send(conn, resp_commands([b"HMGET", keys, layout.ts_field, layout.created_field]))
     # Encoded while Redis answers (and finishes the previous chunk's HSETs).
     return _Chunk(rows, keys, _hset_commands(layout, rows, keys))
 
@@ -94,10 +99,10 @@ def write_chunks(
 ) -> Iterator[tuple[int, int]]:
     """Write chunks of unique entities; yield (rows written, rows skipped as older) per chunk.
 
-    Pipelined over chunks: the next chunk's HGETs are sent, and its HSETs encoded,
+    Pipelined over chunks: the next chunk's HMGETs are sent, and its HSETs encoded,
     before this chunk's HSET replies are read, so the client encodes while Redis
     writes. Redis runs a connection's commands in order, and a partition's chunks
-    hold distinct entities, so each chunk's HGETs see every earlier chunk written.
+    hold distinct entities, so each chunk's HMGETs see every earlier chunk written.
     """
     pending = (rows for rows in chunks if rows.num_rows)
     first = next(pending, None)
@@ -117,11 +122,18 @@ def _send_newer(
     them; returns (HSETs sent, rows kept, rows skipped). Their replies are still pending."""
     total = chunk.rows.num_rows
     stored = _replies(conn, total)
-    new_micros = _event_micros(chunk.rows.column(EVENT_TIMESTAMP))
+    new_event = _event_micros(chunk.rows.column(EVENT_TIMESTAMP))
+    new_created = _event_micros(chunk.rows.column(CREATED_TIMESTAMP))
     keep = np.ones(total, dtype=bool)
-    for i, value in enumerate(stored):
-        if value is not None:
-            keep[i] = timestamp_micros_from_proto(value) <= new_micros[i]  # type: ignore[arg-type, operator]
+    for i, reply in enumerate(stored):
+        event_bytes, created_bytes = cast(list[bytes | None], reply)
+        stored_event = timestamp_micros_from_proto(event_bytes)
+        if stored_event is not None:
+            stored_created = timestamp_micros_from_proto(created_bytes) if created_bytes else None
+            keep[i] = stored_event < new_event[i] or (
+                stored_event == new_event[i]
+                and (stored_created is None or stored_created <= new_created[i])
+            )
     kept = int(keep.sum())
     hsets = chunk.hsets
     if 0 < kept < total:
@@ -168,7 +180,7 @@ class PartitionWriter:
         self, client: RedisCluster, chunks: Iterator[pa.RecordBatch]
     ) -> Iterator[tuple[int, int]]:
         """Per chunk, the rows of each node written on a connection to it: every node's
-        HGETs are sent before any reply is read, and then every node's HSETs, so the
+        HMGETs are sent before any reply is read, and then every node's HSETs, so the
         nodes work at the same time."""
         # Primary per slot, looked up once per task instead of per key.
         owner = {slot: nodes[0] for slot, nodes in client.nodes_manager.slots_cache.items()}

@@ -6,8 +6,10 @@ from pipelines.training.api import TrainingSetError, build_training_set
 from pipelines.training.asof import SkewPolicy
 from pipelines.training.labels import click_labels, ctr_labels, write_ctr_labels
 from pipelines.training.reproduce import reproduce
+from pipelines.training.spec import Mode
 
 __all__ = [
+    "Mode",
     "SkewPolicy",
     "TrainingSetError",
     "build_training_set",

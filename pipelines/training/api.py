@@ -14,7 +14,7 @@ from pipelines.errors import MissingTableError, PlatformError
 from pipelines.training import delta
 from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
 from pipelines.training.metadata import LabelsRecord, TrainingSetRecord
-from pipelines.training.spec import FeatureSelection, ViewRead, select_features
+from pipelines.training.spec import FeatureSelection, Mode, ViewRead, select_features
 
 Labels: TypeAlias = DataFrame | pd.DataFrame | str
 Features: TypeAlias = str | list[str]
@@ -45,10 +45,15 @@ def build_training_set(
     *,
     timestamp_column: str = "event_timestamp",
     output: str | None = None,
-    as_known_at: bool = False,
+    mode: Mode | str = Mode.FEAST,
     skew: SkewPolicy | None = None,
 ) -> DataFrame:
     """Join every label row to the features as they were at its timestamp.
+
+    `mode` says which values "as they were" means (`Mode`): `feast`, the latest row by
+    event time with its latest version, as Feast's `get_historical_features` gives;
+    `known`, only versions known at the label time; `serving`, only the versions the
+    online store served then, so each row equals what a model saw in production.
 
     `labels`: a Spark or pandas DataFrame, a catalog table name or a Delta path, with
     the entity join keys of every requested view and `timestamp_column`; all its
@@ -63,6 +68,7 @@ def build_training_set(
     `skew` sets when an entity counts as hot and is split over several tasks; it
     changes how the work is spread, never the rows.
     """
+    mode = _mode(mode)
     selection = _select(REGISTRY, features)
     output_ref = delta.normalize(output) if output is not None else None
     _check_output_is_not_read(output_ref, selection.views)
@@ -74,7 +80,7 @@ def build_training_set(
         raise TrainingSetError(f"output {output_ref} is the labels table itself")
 
     if output_ref is None:
-        return join_features(loaded.df, tables, timestamp_column, as_known_at, skew)
+        return join_features(loaded.df, tables, timestamp_column, mode, skew)
 
     if loaded.pinned is not None:
         labels_record, labels_df = loaded.pinned, loaded.df  # already read at that version
@@ -84,12 +90,12 @@ def build_training_set(
     record = TrainingSetRecord(
         features=features,
         timestamp_column=timestamp_column,
-        as_known_at=as_known_at,
+        mode=mode,
         views=tuple(view for view, _ in tables),
         definitions_hash=selection.definitions_hash,
         labels=labels_record,
     )
-    result = join_features(labels_df, tables, timestamp_column, as_known_at, skew)
+    result = join_features(labels_df, tables, timestamp_column, mode, skew)
     delta.replace_with_properties(result, output_ref, record.to_properties())
     return delta.read_latest(spark, output_ref)
 
@@ -98,7 +104,7 @@ def join_features(
     labels: DataFrame,
     tables: PinnedTables,
     timestamp_column: str,
-    as_known_at: bool,
+    mode: Mode,
     skew: SkewPolicy | None = None,
 ) -> DataFrame:
     """The join itself, on feature tables already read at their pinned versions."""
@@ -107,9 +113,17 @@ def join_features(
         tables,
         timestamp_column=timestamp_column,
         stats=label_stats(labels, timestamp_column),
-        as_known_at=as_known_at,
+        mode=mode,
         skew=skew,
     )
+
+
+def _mode(mode: Mode | str) -> Mode:
+    try:
+        return Mode(mode)
+    except ValueError:
+        known = ", ".join(m.value for m in Mode)
+        raise TrainingSetError(f"unknown mode {mode!r} (known: {known})") from None
 
 
 def read_pinned(spark: SparkSession, views: tuple[ViewRead, ...]) -> PinnedTables:

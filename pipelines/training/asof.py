@@ -3,24 +3,26 @@
 For every label row and feature view: the view's row of the same entity with the
 greatest `event_timestamp <= label time` (ties: greatest `created_timestamp`), kept
 only if `event_timestamp >= label time - ttl` (ttl 0 = unbounded); otherwise nulls.
-These are the semantics of Feast's `get_historical_features` (Spark offline store).
-With `as_known_at`, feature rows count only once known: `created_timestamp <= label
-time` (Feast's `filter_by_created_timestamp`).
+These are the semantics of Feast's `get_historical_features` (Spark offline store),
+`Mode.FEAST`. In the other modes a row (a version) counts only once visible:
+`created_timestamp <= label time` as known (`Mode.KNOWN`, Feast's
+`filter_by_created_timestamp`), `created_timestamp + serving lag <= label time` as
+served (`Mode.SERVING`); among visible versions the same order picks the best one.
 
 How, per entity key (views on the same key are joined in one pass, one shuffle):
 
 1. Label rows and feature rows are put in one DataFrame, partitioned by key and
    sorted by (visible time, kind): a feature row at the same instant as a label sorts
    first, so it is visible to it. The visible time of a feature row is its
-   `event_timestamp`, or, as known at, `greatest(event_timestamp, created_timestamp)`.
+   `event_timestamp`, or `greatest(event_timestamp, created_timestamp + lag)`.
 2. A running aggregate over that order gives each label row the best feature row
    visible to it: the greatest event time, then the greatest created time, then (only
    to be deterministic when two rows tie on both) the greatest values. Each view's
    row travels as one struct, so a row's null values stay null instead of being filled
    from older rows, as `last(ignorenulls)` per column would do. By default the visible
    time is the event time, so the rows are also ordered by that struct and the best
-   row is simply the last one (`last(struct, ignorenulls)`). As known at, the visible
-   time is when a row became known, which does not order rows by event time, so a
+   row is simply the last one (`last(struct, ignorenulls)`). Known or served, the visible
+   time is when a version became visible, which does not order rows by event time, so a
    running `max(struct)` picks the best one (a struct comparison per row: slower).
 3. Hot keys (at least `SkewPolicy.min_hot_labels` label rows and more than
    `SkewPolicy.hot_share` of them) are also split by time bucket, so one popular
@@ -57,7 +59,7 @@ from pyspark.sql import types as T
 
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, spark_type
 from pipelines.interval import from_unix_micros, utc_literal
-from pipelines.training.spec import ViewRead
+from pipelines.training.spec import Mode, ViewRead
 
 # Internal column names; declared names are lower_snake_case and labels may not use
 # the prefix (checked in pipelines.training.api).
@@ -138,7 +140,7 @@ def point_in_time_join(
     *,
     timestamp_column: str,
     stats: LabelStats,
-    as_known_at: bool = False,
+    mode: Mode = Mode.FEAST,
     skew: SkewPolicy | None = None,
     prune_keys: bool | None = None,
 ) -> DataFrame:
@@ -176,7 +178,7 @@ def point_in_time_join(
                 hot,
                 stats=stats,
                 width_us=width_us,
-                as_known_at=as_known_at,
+                mode=mode,
                 prune_keys=prune_keys,
             )
     features = [_col(name) for view, _ in views for name in view.features]
@@ -222,7 +224,7 @@ def _join_key_group(
     *,
     stats: LabelStats,
     width_us: int,
-    as_known_at: bool,
+    mode: Mode,
     prune_keys: bool,
 ) -> DataFrame:
     """Add the features of views sharing one join key to `current` (one shuffle, one sort)."""
@@ -252,7 +254,7 @@ def _join_key_group(
     structs = [_state_column(view) for view, _ in group]
     feature_rows: DataFrame | None = None
     for view, table in group:
-        rows = _feature_rows(table, view, stats=stats, as_known_at=as_known_at)
+        rows = _feature_rows(table, view, stats=stats, mode=mode)
         feature_rows = (
             rows
             if feature_rows is None
@@ -289,7 +291,7 @@ def _join_key_group(
 
     order = [F.col(_VISIBLE).asc_nulls_first(), F.col(_KIND).asc()]
     best_so_far: Callable[[str], Column]
-    if as_known_at:
+    if mode is not Mode.FEAST:
         best_so_far = F.max
     else:
         # Rows at the same event time are ordered by their struct (created time first),
@@ -321,9 +323,7 @@ def _join_key_group(
     return best.select(F.col(_LABEL), F.col(_TIME), *[F.col(c) for c in carried], *new_features)
 
 
-def _feature_rows(
-    table: DataFrame, view: ViewRead, *, stats: LabelStats, as_known_at: bool
-) -> DataFrame:
+def _feature_rows(table: DataFrame, view: ViewRead, *, stats: LabelStats, mode: Mode) -> DataFrame:
     """(key, visible time, kind, state struct) for the rows that can match some label."""
     event, created = F.col(EVENT_TIMESTAMP), F.col(CREATED_TIMESTAMP)
     key = F.col(view.join_key).cast(spark_type(view.key_type))
@@ -331,11 +331,12 @@ def _feature_rows(
     keep = key.isNotNull() & event.isNotNull() & (event <= latest)
     if view.ttl_seconds > 0:
         keep = keep & (event >= earliest - F.make_dt_interval(secs=F.lit(view.ttl_seconds)))
-    if as_known_at:
-        keep = keep & created.isNotNull() & (created <= latest)
-        visible = F.greatest(event, created)
-    else:
+    lag = view.visible_after_seconds(mode)
+    if lag is None:
         visible = event
+    else:
+        visible = F.greatest(event, created + F.make_dt_interval(secs=F.lit(lag)))
+        keep = keep & created.isNotNull() & (visible <= latest)
     state = F.struct(
         event.alias(_EVENT), created.alias(_CREATED), *[F.col(name) for name in view.features]
     )

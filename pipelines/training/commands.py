@@ -19,8 +19,13 @@ def training_set_command(
     ),
     output: str | None = typer.Option(None, "--output", help="Delta path or table to write."),
     timestamp_column: str = typer.Option("event_timestamp", "--timestamp-column"),
-    as_known_at: bool = typer.Option(
-        False, "--as-known-at", help="Only use feature values known (created) by each label time."
+    mode: str = typer.Option(
+        "feast",
+        "--mode",
+        help=(
+            "Which values a label at t gets: feast (latest row by event time, as Feast), "
+            "known (versions known at t), serving (what the online store served at t)."
+        ),
     ),
     reproduce_from: str | None = typer.Option(
         None,
@@ -34,9 +39,7 @@ def training_set_command(
     if reproduce_from is not None:
         run_reporting_errors(_reproduce, reproduce_from, output)
         return
-    run_reporting_errors(
-        _build, labels, feature_service, features, output, timestamp_column, as_known_at
-    )
+    run_reporting_errors(_build, labels, feature_service, features, output, timestamp_column, mode)
 
 
 @labels_app.command("ctr")
@@ -44,11 +47,16 @@ def ctr_command(
     start: str = typer.Option(..., "--start", help="Interval start (UTC), e.g. 2026-01-01."),
     end: str = typer.Option(..., "--end", help="Interval end (UTC, exclusive)."),
     output: str = typer.Option(..., "--output", help="Delta path or table to write."),
+    allow_immature: bool = typer.Option(
+        False,
+        "--allow-immature",
+        help="Build before late clicks can all have arrived (labels may still change).",
+    ),
 ) -> None:
     """Click labels: one row per clean ad impression, clicked = click within 30 minutes."""
     from pipelines.cli import run_reporting_errors
 
-    run_reporting_errors(_ctr, start, end, output)
+    run_reporting_errors(_ctr, start, end, output, allow_immature)
 
 
 def _build(
@@ -57,7 +65,7 @@ def _build(
     features: str | None,
     output: str | None,
     timestamp_column: str,
-    as_known_at: bool,
+    mode: str,
 ) -> None:
     from pipelines.errors import PlatformError
     from pipelines.spark import get_spark
@@ -80,7 +88,7 @@ def _build(
         requested,
         timestamp_column=timestamp_column,
         output=output,
-        as_known_at=as_known_at,
+        mode=mode,
     )
     record = read_record(spark, output)
     typer.echo(f"wrote {output}: {written.count()} rows, {len(written.columns)} columns")
@@ -89,6 +97,7 @@ def _build(
     )
     for view in record.views:
         typer.echo(f"features : {view.table}@v{view.version} ({len(view.features)} features)")
+    typer.echo(f"mode     : {record.mode.value}")
     typer.echo(f"definitions hash: {record.definitions_hash}")
 
 
@@ -118,10 +127,12 @@ def _reproduce(output: str, into: str | None) -> None:
     typer.echo(f"identical: {result.rows} rows" + (f", written to {into}" if into else ""))
 
 
-def _ctr(start: str, end: str, output: str) -> None:
+def _ctr(start: str, end: str, output: str, allow_immature: bool) -> None:
     from pipelines.spark import get_spark
     from pipelines.training.labels import write_ctr_labels
 
     spark = get_spark("labels-ctr")
-    written = write_ctr_labels(spark, start=start, end=end, output=output)
+    written = write_ctr_labels(
+        spark, start=start, end=end, output=output, allow_immature=allow_immature
+    )
     typer.echo(f"wrote {output}: {written.count()} label rows in total")

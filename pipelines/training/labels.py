@@ -1,43 +1,71 @@
-"""Label jobs: the rows a model learns from, keyed and timed for `build_training_set`."""
+"""Label jobs: the rows a model learns from, keyed and timed for `build_training_set`.
+
+Click labels (`features.labels.ctr`) mature: a click may come up to the click window after
+its impression and arrive up to the clicks source's `max_lateness` after that. The labels
+of `[start, end)` count the clicks ingested before `end + ctr.maturity`, so they are final
+(and reproducible) once the pipeline has ingested that far, and the builder refuses to
+build them before.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from features.labels import ctr
 from pipelines.delta_io import ensure_database, interval_predicate, require_table
-from pipelines.interval import Interval, utc_literal
+from pipelines.errors import PlatformError
+from pipelines.interval import Interval, from_unix_micros, utc_literal
 from pipelines.tables import clean_table
 from pipelines.training import delta
 
-CLICK_WINDOW = timedelta(minutes=30)
+
+class LabelsNotMatureError(PlatformError):
+    pass
+
+
 CTR_COLUMNS = ("member_id", "ad_id", "impression_id", "placement", "event_timestamp", "clicked")
 
 
 def ctr_labels(
-    spark: SparkSession, *, start: str | datetime | date, end: str | datetime | date
+    spark: SparkSession,
+    *,
+    start: str | datetime | date,
+    end: str | datetime | date,
+    allow_immature: bool = False,
 ) -> DataFrame:
-    """Click labels of the impressions in `[start, end)` (UTC), from the clean tables."""
+    """Click labels of the impressions in `[start, end)` (UTC), from the clean tables.
+
+    Raises LabelsNotMatureError while the clean clicks do not yet reach `end +
+    ctr.maturity` (nothing has been ingested from then on), unless `allow_immature`.
+    """
     interval = Interval.parse(start, end)
     for name in ("ad_impressions", "ad_clicks"):
         require_table(spark, clean_table(name), hint="run the ingestion job first")
-    return click_labels(
-        spark.read.table(clean_table("ad_impressions")),
-        spark.read.table(clean_table("ad_clicks")),
-        interval,
-    )
+    clicks = spark.read.table(clean_table("ad_clicks"))
+    cutoff = interval.end + ctr.maturity
+    if not allow_immature:
+        reached = clicks.agg(F.max(F.unix_micros("ingestion_timestamp")).alias("t")).first()
+        if reached is None or reached["t"] is None or from_unix_micros(reached["t"]) < cutoff:
+            latest = (
+                "nothing"
+                if reached is None or reached["t"] is None
+                else (from_unix_micros(reached["t"]).isoformat())
+            )
+            raise LabelsNotMatureError(
+                f"click labels of {interval} are final once clicks ingested until "
+                f"{cutoff.isoformat()} are in; the latest clean click arrived at {latest}"
+            )
+    return click_labels(spark.read.table(clean_table("ad_impressions")), clicks, interval)
 
 
 def click_labels(impressions: DataFrame, clicks: DataFrame, interval: Interval) -> DataFrame:
     """One row per clean impression in `interval`; `clicked` = 1 if a clean click for it
-    came at most 30 minutes after it (exactly 30 minutes counts), else 0.
-
-    Clicks are looked for up to 30 minutes past the interval's end, so the labels of
-    an interval are final once that much later data has been ingested.
-    """
+    came at most `ctr.window` after it (exactly the window counts) and was ingested before
+    `end + ctr.maturity`, else 0: the same labels however late they are built."""
     start, end = interval.start, interval.end
     shown = impressions.where(
         (F.col("event_timestamp") >= utc_literal(start))
@@ -45,9 +73,10 @@ def click_labels(impressions: DataFrame, clicks: DataFrame, interval: Interval) 
     )
     click_times = clicks.where(
         (F.col("event_timestamp") >= utc_literal(start))
-        & (F.col("event_timestamp") <= utc_literal(end + CLICK_WINDOW))
+        & (F.col("event_timestamp") <= utc_literal(end + ctr.window))
+        & (F.col("ingestion_timestamp") < utc_literal(end + ctr.maturity))
     ).select("impression_id", F.col("event_timestamp").alias("click_timestamp"))
-    window = F.make_dt_interval(mins=F.lit(int(CLICK_WINDOW.total_seconds() // 60)))
+    window = F.make_dt_interval(secs=F.lit(int(ctr.window.total_seconds())))
     clicked = (
         shown.alias("i")
         .join(
@@ -77,11 +106,14 @@ def write_ctr_labels(
     start: str | datetime | date,
     end: str | datetime | date,
     output: str,
+    allow_immature: bool = False,
 ) -> DataFrame:
     """Build the click labels of `[start, end)` and replace exactly that interval of
     `output` (a Delta path or catalog table); returns the whole table read back."""
     interval = Interval.parse(start, end)
-    labels = ctr_labels(spark, start=interval.start, end=interval.end)
+    labels = ctr_labels(
+        spark, start=interval.start, end=interval.end, allow_immature=allow_immature
+    )
     start_text, end_text = (b.isoformat(sep=" ") for b in interval.spark_bounds())
     predicate = interval_predicate("event_timestamp", start_text, end_text)
     ref = delta.normalize(output)

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import PlatformError
-from pipelines.training.spec import ViewRead
+from pipelines.training.spec import Mode, ViewRead
 
 METADATA_PROPERTY = "training_set.metadata"
 # Also recorded on their own, so `SHOW TBLPROPERTIES` answers the common questions.
 DEFINITIONS_HASH_PROPERTY = "training_set.definitions_hash"
 FEATURE_VERSIONS_PROPERTY = "training_set.feature_table_versions"
 LABELS_PROPERTY = "training_set.labels"
-FORMAT_VERSION = 1
+# 2: `mode` replaced the boolean `as_known_at` (format 1 is still read).
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class LabelsRecord:
 class TrainingSetRecord:
     features: str | list[str]
     timestamp_column: str
-    as_known_at: bool
+    mode: Mode
     views: tuple[ViewRead, ...]
     definitions_hash: str
     labels: LabelsRecord
@@ -48,7 +49,7 @@ class TrainingSetRecord:
             "format": FORMAT_VERSION,
             "features": self.features,
             "timestamp_column": self.timestamp_column,
-            "as_known_at": self.as_known_at,
+            "mode": self.mode.value,
             "views": [v.to_json() for v in self.views],
             "definitions_hash": self.definitions_hash,
             "labels": self.labels.to_json(),
@@ -70,15 +71,19 @@ class TrainingSetRecord:
                 f"(no {METADATA_PROPERTY} table property)"
             )
         record = json.loads(text)
-        if record.get("format") != FORMAT_VERSION:
+        if record.get("format") not in (1, FORMAT_VERSION):
             raise PlatformError(
                 f"{where}: unsupported training set metadata format {record.get('format')!r}"
             )
+        if record["format"] == 1:
+            mode = Mode.KNOWN if record["as_known_at"] else Mode.FEAST
+        else:
+            mode = Mode(record["mode"])
         labels = record["labels"]
         return cls(
             features=record["features"],
             timestamp_column=record["timestamp_column"],
-            as_known_at=bool(record["as_known_at"]),
+            mode=mode,
             views=tuple(ViewRead.from_json(v) for v in record["views"]),
             definitions_hash=record["definitions_hash"],
             labels=LabelsRecord(labels["ref"], int(labels["version"]), labels["origin"]),

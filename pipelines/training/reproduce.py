@@ -31,7 +31,7 @@ def reproduce(spark: SparkSession, output: str, *, into: str | None = None) -> D
     record = read_record(spark, output)
     labels = delta.read_at(spark, record.labels.ref, record.labels.version)
     tables = read_pinned(spark, record.views)
-    rebuilt = join_features(labels, tables, record.timestamp_column, record.as_known_at)
+    rebuilt = join_features(labels, tables, record.timestamp_column, record.mode)
     if into is None:
         return rebuilt
     into_ref = delta.normalize(into)

@@ -10,10 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from features import AnyView, AttributeView, FeatureView, Registry
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+
+
+class Mode(StrEnum):
+    """Which feature values a training row for a label at time t gets.
+
+    FEAST: the latest row with event_timestamp <= t, its latest version (Feast's
+    `get_historical_features`): values as finally known, late data included.
+    KNOWN: only versions known at t (created_timestamp <= t): no later correction leaks in.
+    SERVING: only versions the online store served at t (created_timestamp + the view's
+    serving lag <= t): the row equals what serving returned at the label's time.
+    """
+
+    FEAST = "feast"
+    KNOWN = "known"
+    SERVING = "serving"
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,13 @@ class ViewRead:
     features: tuple[str, ...]
     definition_hash: str
     version: int | None = None
+    serving_lag_seconds: int = 0
+
+    def visible_after_seconds(self, mode: Mode) -> int | None:
+        """How long after created_timestamp a version counts (None: by event time alone)."""
+        if mode is Mode.FEAST:
+            return None
+        return self.serving_lag_seconds if mode is Mode.SERVING else 0
 
     def columns(self) -> list[str]:
         return [self.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *self.features]
@@ -81,6 +104,7 @@ def select_features(registry: Registry, features: str | list[str]) -> FeatureSel
                 ttl_seconds=int(view.effective_ttl.total_seconds()),
                 features=tuple(feature_names),
                 definition_hash=definition_hash(view, feature_names),
+                serving_lag_seconds=int(view.serving_lag.total_seconds()),
             )
         )
     return FeatureSelection(request=features, views=tuple(views))
