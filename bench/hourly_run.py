@@ -69,18 +69,31 @@ def worker(data_dir: str, first_hour: datetime, hours: int) -> dict:
 
 def run_side(code_root: Path, data_dir: str, first_hour: datetime, hours: int) -> dict:
     """The worker in a fresh process that imports `pipelines` from `code_root`."""
+    # This file is loaded by path: the baseline's checkout has a `bench` of its own.
     program = (
-        "import json, sys\n"
+        "import importlib.util, json, sys\n"
         f"sys.path.insert(0, {str(code_root)!r})\n"
-        f"sys.path.insert(1, {str(ROOT)!r})\n"
         "from datetime import datetime\n"
-        "from bench.hourly_run import worker\n"
-        f"print('RESULT ' + json.dumps(worker({data_dir!r}, "
+        f"spec = importlib.util.spec_from_file_location('hourly_run', {__file__!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        f"print('RESULT ' + json.dumps(module.worker({data_dir!r}, "
         f"datetime.fromisoformat({first_hour.isoformat()!r}), {hours})))\n"
     )
-    env = {"SPARK_CONF_DIR": str(code_root / "spark_conf"), "PATH": _path()}
+    # Spark's Python workers import `pipelines` in processes of their own, with their
+    # working directory first on the path: run in the checkout, with it on PYTHONPATH too.
+    env = {
+        "SPARK_CONF_DIR": str(code_root / "spark_conf"),
+        "PATH": _path(),
+        "PYTHONPATH": str(code_root),
+    }
     done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code_root,
+        check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from features import REGISTRY, AttributeView, FeatureView
+from features import REGISTRY, Aggregation, AttributeView, FeatureView, Op
+from features.entities import member
+from features.sources import playback_events
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, clean_table
 
 B = datetime(2026, 3, 2)  # a Monday, naive UTC like the rows Spark returns
@@ -124,3 +126,21 @@ def _write(spark, table, rows, schema, partition_by) -> None:
     df = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     writer.partitionBy(*partition_by).saveAsTable(table)
+
+
+# Windows that do not all divide one another (two chains of nested blocks, three
+# levels in one), with every op on each, an hour-long min, and a 3-hour window whose
+# blocks are smaller than a day.
+ODD_WINDOWS = FeatureView(
+    "odd_windows",
+    entity=member,
+    aggregations=(
+        Aggregation(playback_events, Op.COUNT, ("3h", "2d", "5d"), alias="plays"),
+        Aggregation(playback_events, Op.SUM, ("3h", "2d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.AVG, ("1d", "5d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.MIN, ("1h", "3h", "2d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.MAX, ("1d", "5d"), column="watch_seconds"),
+        Aggregation(playback_events, Op.APPROX_DISTINCT, ("3h", "2d", "5d"), column="title_id"),
+        Aggregation(playback_events, Op.LAST, ("2d",), column="device"),
+    ),
+)

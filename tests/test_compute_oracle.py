@@ -19,6 +19,7 @@ from clean_events import (
     DIMENSION_ROWS,
     END,
     EVENTS,
+    ODD_WINDOWS,
     START,
     WINDOWED,
     at,
@@ -26,9 +27,7 @@ from clean_events import (
 )
 from pyspark.sql import functions as F
 
-from features import REGISTRY, Aggregation, AttributeView, FeatureView, Op
-from features.entities import member
-from features.sources import playback_events
+from features import REGISTRY, AttributeView, FeatureView
 from pipelines.compute import compute
 from pipelines.compute.job import windowed_rows
 from pipelines.compute.windows import nested_chains
@@ -89,24 +88,6 @@ def assert_matches_oracle(spark, view, events=EVENTS) -> None:
 def test_every_row_matches_the_oracle(spark, computed, view) -> None:
     assert computed[view.table] == len(table_rows(spark, view)) > 0
     assert_matches_oracle(spark, view)
-
-
-# Windows that do not all divide one another (two chains of nested blocks, three
-# levels in one), with every op on each, and a 3-hour window whose blocks are
-# smaller than a day.
-ODD_WINDOWS = FeatureView(
-    "odd_windows",
-    entity=member,
-    aggregations=(
-        Aggregation(playback_events, Op.COUNT, ("3h", "2d", "5d"), alias="plays"),
-        Aggregation(playback_events, Op.SUM, ("3h", "2d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.AVG, ("1d", "5d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.MIN, ("1h", "3h", "2d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.MAX, ("1d", "5d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.APPROX_DISTINCT, ("3h", "2d", "5d"), column="title_id"),
-        Aggregation(playback_events, Op.LAST, ("2d",), column="device"),
-    ),
-)
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,10 @@ from typing import Any
 
 import feature_oracle as oracle
 import pytest
+from clean_events import ODD_WINDOWS
 from pyspark.sql import functions as F
 
-from features import REGISTRY, Aggregation, FeatureView, Op
-from features.entities import member
-from features.sources import playback_events
+from features import REGISTRY, FeatureView
 from pipelines.compute import compute
 from pipelines.tables import CLEAN_EVENTS, clean_table
 
@@ -29,20 +28,6 @@ B = datetime(2026, 5, 9, 18)  # a Saturday evening: the runs cross a day and a w
 HOURS = 60
 KNOWN_FROM, KNOWN_UNTIL = B, B + timedelta(hours=HOURS + 30 * 24)
 WINDOWED = [v for v in REGISTRY.views if isinstance(v, FeatureView)]
-# Windows that do not nest, an hour-long min, and every op.
-ODD = FeatureView(
-    "odd_versions",
-    entity=member,
-    aggregations=(
-        Aggregation(playback_events, Op.COUNT, ("3h", "2d", "5d"), alias="plays"),
-        Aggregation(playback_events, Op.SUM, ("3h", "2d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.AVG, ("1d", "5d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.MIN, ("1h", "3h", "2d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.MAX, ("1d", "5d"), column="watch_seconds"),
-        Aggregation(playback_events, Op.APPROX_DISTINCT, ("3h", "2d", "5d"), column="title_id"),
-        Aggregation(playback_events, Op.LAST, ("2d",), column="device"),
-    ),
-)
 
 
 def _delay(rng: random.Random) -> timedelta:
@@ -147,12 +132,12 @@ def assert_versions_match(actual: dict, expected: dict, where: str) -> None:
 
 @pytest.fixture(scope="module")
 def one_run(spark, clean) -> dict[str, dict]:
-    views = [*WINDOWED, ODD]
+    views = [*WINDOWED, ODD_WINDOWS]
     compute(spark, start=KNOWN_FROM, end=KNOWN_UNTIL, views=views)
     return {view.name: versions(spark, view) for view in views}
 
 
-@pytest.mark.parametrize("view", [*WINDOWED, ODD], ids=lambda v: v.name)
+@pytest.mark.parametrize("view", [*WINDOWED, ODD_WINDOWS], ids=lambda v: v.name)
 def test_every_version_matches_the_oracle(one_run, view) -> None:
     expected = oracle.windowed_rows(view, EVENTS, KNOWN_FROM, KNOWN_UNTIL)
     assert len(expected) > 200
@@ -179,7 +164,7 @@ def test_late_data_gives_rows_many_versions(one_run) -> None:
     ids=["uneven", "halves"],
 )
 def test_any_split_of_the_knowledge_interval_writes_the_same_table(spark, one_run, cuts) -> None:
-    views = [REGISTRY.view("member_engagement"), ODD]
+    views = [REGISTRY.view("member_engagement"), ODD_WINDOWS]
     for view in views:
         spark.sql(
             f"DELETE FROM {view.table} WHERE created_timestamp > TIMESTAMP '{KNOWN_FROM}' "

@@ -356,23 +356,12 @@ def _metrics_frame(
 
 
 def _suite(tolerance: float) -> list[Any]:
-    about = "online vs offline"
-    ident = ["view", "feature", "compared", "mismatches", "missing_online", "example_entity"]
-    return [
-        ex.between(
-            "mismatch_ratio",
-            min_value=0.0,
-            max_value=tolerance,
-            about=about,
-            ident=ident,
-            why="online values must equal the Delta tables",
-        ),
-        ex.between(
-            "missing_online_ratio",
-            min_value=0.0,
-            max_value=tolerance,
-            about=about,
-            ident=ident,
-            why="materialized entities must be online",
-        ),
-    ]
+    return ex.ratios_at_most(
+        tolerance,
+        [
+            ("mismatch_ratio", "online values must equal the Delta tables"),
+            ("missing_online_ratio", "materialized entities must be online"),
+        ],
+        about="online vs offline",
+        ident=["view", "feature", "compared", "mismatches", "missing_online", "example_entity"],
+    )

@@ -80,6 +80,16 @@ def between(
     )
 
 
+def ratios_at_most(
+    tolerance: float, ratios: Sequence[tuple[str, str]], *, about: str, ident: Sequence[str]
+) -> list[Expectation]:
+    """Each (ratio column, why) in [0, tolerance]: the gate of a comparison's measures."""
+    return [
+        between(column, min_value=0.0, max_value=tolerance, about=about, ident=ident, why=why)
+        for column, why in ratios
+    ]
+
+
 def unique(columns: Sequence[str], *, about: str) -> Expectation:
     cols = ", ".join(columns)
     examples = (

@@ -344,23 +344,17 @@ def _metrics_frame(
 
 
 def _suite(tolerance: float) -> list[Any]:
-    about = "replayed requests vs the training-set builder"
     ident = ["service", "feature", "requests", "mismatches", "missing_online", "extra_online"]
-    return [
-        ex.between(
-            column,
-            min_value=0.0,
-            max_value=tolerance,
-            about=about,
-            ident=[*ident, "example_request"],
-            why=why,
-        )
-        for column, why in (
+    return ex.ratios_at_most(
+        tolerance,
+        [
             ("mismatch_ratio", "a training row must equal what serving returned"),
             ("missing_online_ratio", "serving must have had every value training uses"),
             ("extra_online_ratio", "serving must not have had values training lacks"),
-        )
-    ]
+        ],
+        about="replayed requests vs the training-set builder",
+        ident=[*ident, "example_request"],
+    )
 
 
 def _within(column: Column, interval: Interval) -> Column:
