@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -37,11 +37,17 @@ _WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 
 # Value types shared by sources, features and Feast's type system.
 VALUE_TYPES = ("int64", "float64", "string", "date", "timestamp")
+_NUMERIC = ("int64", "float64")
 # How long after the end of an hour the hourly pipeline publishes what it learned in that
 # hour to the online store: room for ingest, compute, validation and materialization.
 DEFAULT_SERVING_LAG = timedelta(minutes=15)
 # How late events of a source may arrive and still be waited for (e.g. by label jobs).
 DEFAULT_MAX_LATENESS = timedelta(hours=12)
+# How far an event time may lie after its arrival (device clocks run ahead).
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+# No event happened, and no row arrived, before this: earlier times are broken clocks
+# (a zero timestamp reads as 1970).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class DeclarationError(ValueError):
@@ -109,6 +115,66 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Range:
+    """The plausible values of a numeric column, bounds included (None: unbounded)."""
+
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.low, self.high):
+            if bound is not None and (not isinstance(bound, int | float) or bound != bound):
+                raise DeclarationError(f"range bounds must be numbers, got {bound!r}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise DeclarationError(f"empty range [{self.low}, {self.high}]")
+
+
+@dataclass(frozen=True)
+class Validity:
+    """What a valid raw row of a source is. Ingest quarantines every row that breaks it
+    (the reason names the column); compute skips rows it cannot aggregate (see
+    `pipelines.validity.UNUSABLE`) if they reach a clean table some other way.
+
+    Beyond what is declared here, every float64 value must be finite, and the event and
+    ingestion times must be present and not before `earliest`.
+    """
+
+    required: tuple[str, ...] = ()  # columns that may not be null
+    ranges: dict[str, Range] = field(default_factory=dict)
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # closed categories
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+    earliest: datetime = EARLIEST_TIMESTAMP
+
+    def check(self, source: str, columns: dict[str, str]) -> None:
+        for column in [*self.required, *self.ranges, *self.allowed]:
+            if column not in columns:
+                raise DeclarationError(f"source {source}: validity names unknown column {column!r}")
+        for column in self.ranges:
+            if columns[column] not in _NUMERIC:
+                raise DeclarationError(f"source {source}: range on non-numeric column {column}")
+        for column, values in self.allowed.items():
+            if columns[column] != "string" or not values:
+                raise DeclarationError(
+                    f"source {source}: allowed values need a string column and at least one value"
+                    f" ({column})"
+                )
+        if self.clock_skew < timedelta(0):
+            raise DeclarationError(f"source {source}: clock_skew must not be negative")
+        if self.earliest.tzinfo is None:
+            raise DeclarationError(f"source {source}: earliest must be timezone-aware (UTC)")
+
+
+def _check_columns(source: str, columns: dict[str, str]) -> None:
+    check_name("source", source)
+    for column, value_type in columns.items():
+        check_name(f"column of source {source}", column)
+        if value_type not in VALUE_TYPES:
+            raise DeclarationError(
+                f"source {source}: column {column} has unknown type {value_type!r}"
+            )
+
+
+@dataclass(frozen=True)
 class EventSource:
     """A clean event table: append-only facts with an event time and an arrival time."""
 
@@ -121,15 +187,16 @@ class EventSource:
     # Events may arrive later than this; it only says how long consumers that need an
     # interval to be complete (label jobs) wait for it.
     max_lateness: timedelta = DEFAULT_MAX_LATENESS
+    # The column that identifies an event: a second row with an accepted id is a
+    # duplicate, whatever its other fields say.
+    id_column: str | None = None
+    validity: Validity = field(default_factory=Validity)
 
     def __post_init__(self) -> None:
-        check_name("source", self.name)
-        for column, value_type in self.columns.items():
-            check_name(f"column of source {self.name}", column)
-            if value_type not in VALUE_TYPES:
-                raise DeclarationError(
-                    f"source {self.name}: column {column} has unknown type {value_type!r}"
-                )
+        _check_columns(self.name, self.columns)
+        self.validity.check(self.name, self.columns)
+        if self.id_column is not None and self.id_column not in self.columns:
+            raise DeclarationError(f"source {self.name}: id column {self.id_column!r} is unknown")
         if self.max_lateness < timedelta(0):
             raise DeclarationError(f"source {self.name}: max_lateness must not be negative")
 
@@ -157,15 +224,13 @@ class DimensionSource:
     columns: dict[str, str]
     ingestion_column: str = "ingestion_timestamp"
     description: str = ""
+    validity: Validity = field(default_factory=Validity)
 
     def __post_init__(self) -> None:
-        check_name("source", self.name)
-        for column, value_type in self.columns.items():
-            check_name(f"column of source {self.name}", column)
-            if value_type not in VALUE_TYPES:
-                raise DeclarationError(
-                    f"source {self.name}: column {column} has unknown type {value_type!r}"
-                )
+        _check_columns(self.name, self.columns)
+        self.validity.check(self.name, self.columns)
+        if self.key_column not in self.columns:
+            raise DeclarationError(f"source {self.name}: key column {self.key_column!r} is unknown")
 
     def column_type(self, column: str) -> str:
         if column not in self.columns:
@@ -181,9 +246,6 @@ class Op(StrEnum):
     MAX = "max"
     LAST = "last"
     APPROX_DISTINCT = "approx_distinct"
-
-
-_NUMERIC = ("int64", "float64")
 
 
 @dataclass(frozen=True)

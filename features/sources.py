@@ -1,10 +1,18 @@
-"""Sources: the clean tables the features are computed from (written by `ingest`)."""
+"""Sources: the clean tables the features are computed from (written by `ingest`).
+
+Each source declares what a valid row is (`Validity`); ingest quarantines rows that
+break it and compute skips any that reach a clean table some other way.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from features.core import DimensionSource, EventSource
+from features.core import DimensionSource, EventSource, Range, Validity
+
+DEVICES = ("tv", "mobile", "web", "tablet", "console")
+PLACEMENTS = ("preroll", "midroll", "pause_screen", "banner")
+PLANS = ("ads", "basic", "standard", "premium")
 
 playback_events = EventSource(
     "playback_events",
@@ -17,6 +25,13 @@ playback_events = EventSource(
         "watch_seconds": "float64",
     },
     description="One row per playback session.",
+    id_column="event_id",
+    validity=Validity(
+        required=("event_id", "member_id", "title_id", "watch_seconds"),
+        # A session of more than a day is not a watch: a player that never reported its end.
+        ranges={"watch_seconds": Range(0.0, 86_400.0)},
+        allowed={"device": DEVICES},
+    ),
 )
 ad_impressions = EventSource(
     "ad_impressions",
@@ -28,6 +43,10 @@ ad_impressions = EventSource(
         "placement": "string",
     },
     description="One row per ad shown to a member.",
+    id_column="impression_id",
+    validity=Validity(
+        required=("impression_id", "member_id", "ad_id"), allowed={"placement": PLACEMENTS}
+    ),
 )
 ad_clicks = EventSource(
     "ad_clicks",
@@ -37,6 +56,9 @@ ad_clicks = EventSource(
     # A device that uploads late uploads up to 12 hours of events; a click travels with
     # its impression, which adds a few seconds.
     max_lateness=timedelta(hours=13),
+    id_column="impression_id",
+    # member_id and ad_id are not in the raw click: ingest takes them from the impression.
+    validity=Validity(required=("impression_id",)),
 )
 
 members = DimensionSource(
@@ -44,6 +66,7 @@ members = DimensionSource(
     table="clean.members",
     key_column="member_id",
     columns={"member_id": "int64", "country": "string", "plan": "string", "signup_date": "date"},
+    validity=Validity(allowed={"plan": PLANS}),
 )
 titles = DimensionSource(
     "titles",
@@ -62,4 +85,8 @@ ads = DimensionSource(
         "category": "string",
         "bid_cpm": "float64",
     },
+    validity=Validity(ranges={"bid_cpm": Range(0.0, 10_000.0)}),
 )
+
+DIMENSION_SOURCES = (members, titles, ads)
+EVENT_SOURCES = (playback_events, ad_impressions, ad_clicks)

@@ -59,6 +59,13 @@ def utc_literal(moment: datetime) -> Column:
     return F.lit(parse_time(moment))
 
 
+def sql_timestamp(moment: datetime) -> str:
+    """A Spark SQL timestamp literal for `moment` (naive values are UTC), for SQL text such as
+    Delta's replaceWhere; the session reads it in its time zone, UTC."""
+    utc = parse_time(moment).replace(tzinfo=None)
+    return f"TIMESTAMP '{utc.isoformat(sep=' ')}'"
+
+
 def from_unix_micros(micros: int) -> datetime:
     """The UTC datetime of a `unix_micros` value: collecting a timestamp column instead
     would give a naive datetime in the Python process's local time zone."""

@@ -7,6 +7,8 @@ from pyspark.sql import types as T
 from pipelines.config import CLEAN_DB, RAW_DB
 
 TS = T.TimestampType()
+# Clean and raw event tables are partitioned by the UTC date of the event time.
+EVENT_DATE = "event_date"
 
 MEMBERS = T.StructType(
     [
@@ -86,6 +88,15 @@ QUARANTINE = T.StructType(
         T.StructField("event_timestamp", TS),
         T.StructField("ingestion_timestamp", TS),
         T.StructField("ingestion_date", T.DateType()),
+    ]
+)
+
+# Every event id ingest accepted: duplicates are found by identity across all runs.
+ACCEPTED_IDS = T.StructType(
+    [
+        T.StructField("source_table", T.StringType()),
+        T.StructField("id", T.StringType()),
+        T.StructField("ingestion_timestamp", TS),
     ]
 )
 

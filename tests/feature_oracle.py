@@ -155,20 +155,23 @@ def attribute_rows(
     view: AttributeView, dimension: list[Row], start: datetime, end: datetime
 ) -> dict[tuple[Any, datetime, datetime], Row]:
     """One row per key per ingestion time in `[start, end)`, created at the end of its
-    hour; conflicts: greatest attributes."""
+    hour; conflicts: the greatest tuple of the source's columns (in declared order) wins."""
     key = view.entity.join_key
+    columns = [c for c in view.source.columns if c != key]
     versions: dict[tuple[Any, datetime], tuple] = {}
     for row in dimension:
         moment = row[view.source.ingestion_column]
         if row[key] is None or moment is None or not start <= moment < end:
             continue
-        values = tuple(row[a] for a in view.attributes)
+        values = tuple(row[c] for c in columns)
         previous = versions.get((row[key], moment))
         # Nulls sort first, as in Spark's ordering of structs.
         if previous is None or _null_first(values) > _null_first(previous):
             versions[(row[key], moment)] = values
     return {
-        (entity, moment, floor_hour(moment) + HOUR): dict(zip(view.attributes, values, strict=True))
+        (entity, moment, floor_hour(moment) + HOUR): {
+            a: values[columns.index(a)] for a in view.attributes
+        }
         for (entity, moment), values in versions.items()
     }
 

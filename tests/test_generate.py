@@ -12,9 +12,10 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from sklearn.metrics import roc_auc_score
 
+from features.sources import PLACEMENTS
 from pipelines.generate import GeneratorConfig, GeneratorConfigError, build_world, generate
 from pipelines.generate.events import arrived_events, day_events
-from pipelines.generate.world import PLACEMENTS
+from pipelines.generate.world import DEFAULT_HOSTILE_SHARE
 from pipelines.interval import Interval
 from pipelines.tables import DIMENSIONS, RAW_EVENTS
 
@@ -114,41 +115,96 @@ def test_late_arrivals_match_the_configured_share(late_share):
 
 
 def test_malformed_rows_have_the_configured_share_and_their_defect():
-    config = GeneratorConfig(scale=1.0, malformed_share=0.1, duplicate_share=0.02)
+    config = GeneratorConfig(scale=1.0, malformed_share=0.1, duplicate_share=0.02, hostile_share=0)
     events = _days(config, DAY, 2)
     for name, df in events.items():
-        originals = df[df["fault"] != "duplicate"]
+        is_copy = df["fault"].str.startswith("duplicate:")
+        originals = df[~is_copy]
         share = (originals["fault"] != "").mean()
         assert 0.7 * 0.1 <= share <= 1.3 * 0.1, (name, share)
-        copies = (df["fault"] == "duplicate").sum() / len(originals)
+        copies = is_copy.sum() / len(originals)
         # Only valid rows are delivered twice, and clicks are few: loose bounds.
         assert 0.3 * 0.02 <= copies <= 1.5 * 0.02, (name, copies)
 
     plays = events["playback_events"]
-    keys = plays[["event_id", "member_id", "title_id"]]
-    assert keys[plays["fault"] == "null_key"].isna().any(axis=1).all()
-    assert not keys[plays["fault"] != "null_key"].isna().any(axis=1).any()
-    assert (plays.loc[plays["fault"] == "negative_duration", "watch_seconds"] < 0).all()
-    assert (plays.loc[plays["fault"] != "negative_duration", "watch_seconds"] > 0).all()
+    for column in ("event_id", "member_id", "title_id"):
+        nulled = plays["fault"] == f"null:{column}"
+        assert nulled.any()
+        assert plays.loc[nulled, column].isna().all()
+        assert not plays.loc[~nulled, column].isna().any()
+    negative = plays["fault"] == "out_of_range:watch_seconds"
+    assert (plays.loc[negative, "watch_seconds"] < 0).all()
+    assert (plays.loc[~negative, "watch_seconds"] > 0).all()
     for df in events.values():
-        future = df["fault"] == "future_timestamp"
+        future = df["fault"] == "future:event_timestamp"
         assert future.any()
         assert (_lag_seconds(df[future]) < -3600).all()
         assert (_lag_seconds(df[~future]) > 0).all()
 
     clicks, impressions = events["ad_clicks"], events["ad_impressions"]
     shown = set(impressions.loc[impressions["fault"] == "", "impression_id"])
-    orphan = clicks["fault"] == "orphan_click"
+    orphan = clicks["fault"] == "orphan:impression_id"
     assert orphan.any()
     assert not clicks.loc[orphan, "impression_id"].isin(shown).any()
-    valid = clicks[clicks["fault"].isin(["", "duplicate"])]
+    valid = clicks[clicks["fault"].isin(["", "duplicate:impression_id"])]
     assert valid["impression_id"].isin(shown).all()
 
-    copies = plays[plays["fault"] == "duplicate"]
+    copies = plays[plays["fault"] == "duplicate:event_id"]
     originals = plays[plays["fault"] == ""].set_index("event_id")
     assert copies["event_id"].isin(originals.index).all()
     first_arrival = originals.loc[copies["event_id"], "ingestion_timestamp"].to_numpy()
     assert (copies["ingestion_timestamp"].to_numpy() > first_arrival).all()
+
+
+def test_hostile_rows_are_what_their_label_says():
+    config = GeneratorConfig(scale=1.0, malformed_share=0, duplicate_share=0, hostile_share=0.1)
+    events = _days(config, DAY, 2)
+    plays = events["playback_events"]
+    watch = plays.set_index("fault")["watch_seconds"]
+    assert watch.loc[["not_finite:watch_seconds"]].map(lambda v: not np.isfinite(v)).all()
+    assert (watch.loc[["not_finite:watch_seconds"]] == np.inf).any()
+    assert (watch.loc[["out_of_range:watch_seconds"]] == 1e30).all()
+    assert (plays.loc[plays["fault"] == "not_allowed:device", "device"] == "unknown_label").all()
+    for name, df in events.items():
+        fault = df["fault"]
+        assert df.loc[fault == "null:event_timestamp", "event_timestamp"].isna().all()
+        assert df.loc[fault == "null:event_timestamp", "event_date"].isna().all()
+        assert df.loc[fault == "null:ingestion_timestamp", "ingestion_timestamp"].isna().all()
+        assert (
+            df.loc[fault == "out_of_range:event_timestamp", "event_timestamp"].dt.year == 1970
+        ).all()
+        ancient = df.loc[fault == "out_of_range:ingestion_timestamp", "ingestion_timestamp"]
+        assert (ancient.dt.year == 1970).all()
+        assert {
+            "null:event_timestamp",
+            "null:ingestion_timestamp",
+            "out_of_range:event_timestamp",
+            "out_of_range:ingestion_timestamp",
+        } <= set(fault), name
+        # Redeliveries of accepted ids, arriving later, some with the event time days back.
+        key = "event_id" if name == "playback_events" else "impression_id"
+        copies = df[fault.str.startswith("duplicate:")]
+        originals = df[fault == ""].drop_duplicates(key).set_index(key)
+        assert len(copies) > 0 and copies[key].isin(originals.index).all()
+        first = originals.loc[copies[key]]
+        assert (
+            copies["ingestion_timestamp"].to_numpy() > first["ingestion_timestamp"].to_numpy()
+        ).all()
+        moved = first["event_timestamp"].to_numpy() - copies["event_timestamp"].to_numpy()
+        assert (moved >= np.timedelta64(1, "D")).any()
+        # Some valid rows claim another day than their event time's.
+        valid = df[fault == ""]
+        assert (valid["event_date"] != valid["event_timestamp"].dt.date).any()
+
+
+def test_hostile_rows_leave_the_other_rows_as_they_were():
+    calm = _days(GeneratorConfig(scale=0.2, hostile_share=0), DAY, 1)
+    hostile = _days(GeneratorConfig(scale=0.2, hostile_share=0.05), DAY, 1)
+    for name in calm:
+        before = calm[name].drop(columns=["event_date"])
+        after = hostile[name].drop(columns=["event_date"]).iloc[: len(before)]
+        pd.testing.assert_frame_equal(before, after)
+    assert len(hostile["playback_events"]) > len(calm["playback_events"])
 
 
 def test_watch_seconds_look_like_viewing_sessions():
@@ -259,8 +315,13 @@ def test_generate_writes_catalog_tables_with_the_contract_schemas(spark, split_r
     assert members.count() == first["members"]
 
     plays = spark.table("gen_split.playback_events")
-    assert plays.where(F.col("event_date") != F.to_date("event_timestamp")).count() == 0
-    first_day = plays.where(F.col("ingestion_timestamp") < F.lit(MIDDLE).cast("timestamp"))
+    # Only the rows a broken producer writes (hostile_share) carry another day.
+    lying = plays.where(F.col("event_date") != F.to_date("event_timestamp")).count()
+    assert lying <= 2 * DEFAULT_HOSTILE_SHARE * plays.count()
+    first_day = plays.where(
+        F.col("ingestion_timestamp").isNull()
+        | (F.col("ingestion_timestamp") < F.lit(MIDDLE).cast("timestamp"))
+    )
     assert first_day.count() == first["playback_events"]
 
 

@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from pipelines.errors import IntervalError, MissingTableError
 from pipelines.generate import GeneratorConfig, build_world, generate
+from pipelines.generate.dimensions import conflicting_members
 from pipelines.generate.events import arrived_events
 from pipelines.ingest import ingest
 from pipelines.interval import Interval
@@ -56,7 +57,7 @@ RAW_ROWS = {
         [
             (1, "US", "ads", SIGNUP, at(1)),
             (2, "DE", "premium", SIGNUP, at(1)),
-            (None, "FR", "basic", SIGNUP, at(1)),  # null_key
+            (None, "FR", "basic", SIGNUP, at(1)),  # null:member_id
             (2, "DE", "premium", SIGNUP, at(1)),  # duplicate of the same version
             (1, "US", "basic", SIGNUP, at(90)),  # a new version, second hour
         ],
@@ -67,15 +68,15 @@ RAW_ROWS = {
         PLAYBACK_EVENTS,
         [
             _play("p1", 1, 10, 5, 600.0, 6),
-            _play(None, 1, 10, 5, 600.0, 6),  # null_key
-            _play("p-null-member", None, 10, 5, 600.0, 6),  # null_key
-            _play("p-null-watch", 1, 10, 5, None, 6),  # null_key
-            _play("p-negative", 1, 10, 5, -5.0, 6),  # negative_duration
-            _play("p-future", 1, 10, 130, 600.0, 10),  # future_timestamp
+            _play(None, 1, 10, 5, 600.0, 6),  # null:event_id
+            _play("p-null-member", None, 10, 5, 600.0, 6),  # null:member_id
+            _play("p-null-watch", 1, 10, 5, None, 6),  # null:watch_seconds
+            _play("p-negative", 1, 10, 5, -5.0, 6),  # out_of_range:watch_seconds
+            _play("p-future", 1, 10, 130, 600.0, 10),  # future:event_timestamp
             _play("p-skewed", 2, 10, 12, 60.0, 10),  # 2 min ahead: within tolerance
             _play("p1", 1, 10, 5, 600.0, 20),  # duplicate, second delivery
-            _play("p-null-title-negative", 1, None, 5, -5.0, 6),  # null_key wins
-            _play("p-future-negative", 1, 10, 240, -5.0, 6),  # future_timestamp wins
+            _play("p-null-title-negative", 1, None, 5, -5.0, 6),  # null:title_id wins
+            _play("p-future-negative", 1, 10, 240, -5.0, 6),  # the value, before the time
             _play("p-late", 2, 10, -60, 300.0, 70),  # yesterday's play, second hour
             _play("p1", 1, 10, 5, 600.0, 65),  # duplicate of a row accepted earlier
             _play("p-outside", 2, 10, 100, 300.0, 180),  # arrives after both intervals
@@ -87,8 +88,8 @@ RAW_ROWS = {
             _impression("i1", 1, 100, 5, 6),
             _impression("i2", 2, 100, 7, 8),
             _impression("i1", 1, 100, 5, 30),  # duplicate
-            _impression("i3", 1, None, 5, 6),  # null_key
-            _impression("i4", 2, 100, 180, 9),  # future_timestamp
+            _impression("i3", 1, None, 5, 6),  # null:ad_id
+            _impression("i4", 2, 100, 180, 9),  # future:event_timestamp
             _impression("i5", 1, 100, 50, 75),  # late impression, second hour
         ],
     ),
@@ -96,42 +97,42 @@ RAW_ROWS = {
         RAW_AD_CLICKS,
         [
             _click("i1", 6, 7),
-            _click("imp-missing", 6, 7),  # orphan_click
-            _click("i3", 6, 7),  # orphan_click: its impression was quarantined
-            _click(None, 6, 7),  # null_key
+            _click("imp-missing", 6, 7),  # orphan:impression_id
+            _click("i3", 6, 7),  # orphan: its impression was quarantined
+            _click(None, 6, 7),  # null:impression_id
             _click("i2", 8, 9),
             _click("i2", 8, 11),  # duplicate
-            _click("i1", 240, 15),  # future_timestamp, not duplicate
+            _click("i1", 240, 15),  # future, not duplicate
             _click("i5", 51, 76),  # second hour, with its impression
             _click("i1", 6, 80),  # duplicate of a click accepted in the first hour
-            _click("i4", 10, 70),  # orphan_click: its impression was quarantined
+            _click("i4", 10, 70),  # orphan: its impression was quarantined
         ],
     ),
 }
 
 # (source, reason, key of the raw row); p1's two extra deliveries each appear once.
 EXPECTED_QUARANTINE = [
-    ("members", "null_key", None),
-    ("members", "duplicate", "2"),
-    ("playback_events", "null_key", None),
-    ("playback_events", "null_key", "p-null-member"),
-    ("playback_events", "null_key", "p-null-watch"),
-    ("playback_events", "negative_duration", "p-negative"),
-    ("playback_events", "future_timestamp", "p-future"),
-    ("playback_events", "duplicate", "p1"),
-    ("playback_events", "duplicate", "p1"),
-    ("playback_events", "null_key", "p-null-title-negative"),
-    ("playback_events", "future_timestamp", "p-future-negative"),
-    ("ad_impressions", "duplicate", "i1"),
-    ("ad_impressions", "null_key", "i3"),
-    ("ad_impressions", "future_timestamp", "i4"),
-    ("ad_clicks", "orphan_click", "imp-missing"),
-    ("ad_clicks", "orphan_click", "i3"),
-    ("ad_clicks", "null_key", None),
-    ("ad_clicks", "duplicate", "i2"),
-    ("ad_clicks", "future_timestamp", "i1"),
-    ("ad_clicks", "orphan_click", "i4"),
-    ("ad_clicks", "duplicate", "i1"),
+    ("members", "null:member_id", None),
+    ("members", "duplicate:member_id", "2"),
+    ("playback_events", "null:event_id", None),
+    ("playback_events", "null:member_id", "p-null-member"),
+    ("playback_events", "null:watch_seconds", "p-null-watch"),
+    ("playback_events", "out_of_range:watch_seconds", "p-negative"),
+    ("playback_events", "future:event_timestamp", "p-future"),
+    ("playback_events", "duplicate:event_id", "p1"),
+    ("playback_events", "duplicate:event_id", "p1"),
+    ("playback_events", "null:title_id", "p-null-title-negative"),
+    ("playback_events", "out_of_range:watch_seconds", "p-future-negative"),
+    ("ad_impressions", "duplicate:impression_id", "i1"),
+    ("ad_impressions", "null:ad_id", "i3"),
+    ("ad_impressions", "future:event_timestamp", "i4"),
+    ("ad_clicks", "orphan:impression_id", "imp-missing"),
+    ("ad_clicks", "orphan:impression_id", "i3"),
+    ("ad_clicks", "null:impression_id", None),
+    ("ad_clicks", "duplicate:impression_id", "i2"),
+    ("ad_clicks", "future:event_timestamp", "i1"),
+    ("ad_clicks", "orphan:impression_id", "i4"),
+    ("ad_clicks", "duplicate:impression_id", "i1"),
 ]
 KEYS = {
     "members": "member_id",
@@ -210,20 +211,30 @@ def test_report_counts_per_reason(inline):
     plays = first.tables["playback_events"]
     assert (plays.raw, plays.clean) == (10, 2)
     assert plays.quarantined == {
-        "null_key": 4,
-        "future_timestamp": 2,
-        "negative_duration": 1,
-        "duplicate": 1,
+        "null:event_id": 1,
+        "null:member_id": 1,
+        "null:title_id": 1,
+        "null:watch_seconds": 1,
+        "out_of_range:watch_seconds": 2,
+        "future:event_timestamp": 1,
+        "duplicate:event_id": 1,
     }
-    assert second.tables["playback_events"].quarantined == {"duplicate": 1}
-    assert second.tables["ad_clicks"].quarantined == {"orphan_click": 1, "duplicate": 1}
+    assert next(iter(plays.quarantined)) == "null:event_id"  # by precedence, then name
+    assert second.tables["playback_events"].quarantined == {"duplicate:event_id": 1}
+    assert second.tables["ad_clicks"].quarantined == {
+        "orphan:impression_id": 1,
+        "duplicate:impression_id": 1,
+    }
     assert (second.tables["members"].raw, second.tables["members"].clean) == (1, 1)
-    assert any("playback_events" in line and "null_key 4" in line for line in first.lines())
+    assert any("playback_events" in line and "null:member_id 1" in line for line in first.lines())
 
 
 def test_quarantine_keeps_the_raw_row_whole(spark, inline):
     row = (
-        spark.table("inline_clean.quarantine").where(F.col("reason") == "negative_duration").first()
+        spark.table("inline_clean.quarantine")
+        .where(F.col("reason") == "out_of_range:watch_seconds")
+        .where(F.col("record").contains('"p-negative"'))
+        .first()
     )
     record = json.loads(row["record"])
     assert record["event_id"] == "p-negative"
@@ -232,7 +243,7 @@ def test_quarantine_keeps_the_raw_row_whole(spark, inline):
     assert record["ingestion_timestamp"].startswith("2026-04-01T00:06:00")
     null_key = (
         spark.table("inline_clean.quarantine")
-        .where((F.col("source_table") == "playback_events") & (F.col("reason") == "null_key"))
+        .where((F.col("source_table") == "playback_events") & (F.col("reason") == "null:event_id"))
         .collect()
     )
     assert any(json.loads(r["record"])["event_id"] is None for r in null_key)
@@ -268,7 +279,10 @@ def test_empty_or_reversed_interval_is_refused(spark):
 
 # --- generated data ------------------------------------------------------------------
 
-GEN = GeneratorConfig(scale=0.1, malformed_share=0.1, duplicate_share=0.03)
+GEN = GeneratorConfig(scale=0.1, malformed_share=0.1, duplicate_share=0.03, hostile_share=0.03)
+# Rows whose ingestion time is null or impossible: no interval selects them.
+UNPLACED = {"null:ingestion_timestamp", "out_of_range:ingestion_timestamp"}
+ROW_LOCAL_KINDS = ("null", "not_finite", "out_of_range", "not_allowed", "future")
 D1, D2, D3 = (datetime(2026, 5, d, tzinfo=UTC) for d in (4, 5, 6))
 
 
@@ -288,6 +302,7 @@ def generated(spark):
         scale=GEN.scale,
         malformed_share=GEN.malformed_share,
         duplicate_share=GEN.duplicate_share,
+        hostile_share=GEN.hostile_share,
         database="gen_raw",
     )
     return _generate_and_ingest(spark, "gen_clean", [(D1, D2), (D2, D3)])
@@ -304,24 +319,89 @@ def test_generated_defects_are_quarantined_with_their_reason(generated):
     Defects within a row are found exactly in every run. Duplicates and orphans
     depend on earlier arrivals: rows that arrived before the first run was
     ingested are unknown to it, so those match the labels exactly from the
-    second day on (a day's events arrive within a day).
+    second day on (a day's events arrive within a day). Rows without a usable
+    ingestion time belong to no interval; each run reports all of them.
     """
     world = build_world(GEN)
-    row_local = {"null_key", "future_timestamp", "negative_duration"}
-    seen = Counter()
+    seen: Counter = Counter()
+    unplaced: Counter = Counter()
     for day, (report, (start, end)) in enumerate(zip(generated, [(D1, D2), (D2, D3)], strict=True)):
         arrived = arrived_events(world, GEN, Interval(start, end), with_fault=True)
         for name, table in arrived.items():
             labels = Counter(table.column("fault").to_pylist())
+            unplaced[name] += sum(labels.pop(r, 0) for r in UNPLACED)
             found = report.tables[name].quarantined
-            assert report.tables[name].raw == table.num_rows, name
-            for reason in row_local:
+            assert report.tables[name].raw == sum(labels.values()), name
+            row_local = {r for r in labels if r.split(":")[0] in ROW_LOCAL_KINDS}
+            for reason in row_local | {r for r in found if r.split(":")[0] in ROW_LOCAL_KINDS}:
                 assert found.get(reason, 0) == labels[reason], (name, reason)
             if day > 0:
                 assert found == {r: n for r, n in labels.items() if r}, name
                 assert report.tables[name].clean == labels[""], name
             seen.update(found)
-    assert set(seen) >= row_local | {"duplicate"}
+    for report in generated:
+        assert {n: c for n, c in report.unplaced.items() if c} == {
+            n: c for n, c in unplaced.items() if c
+        }
+    expected = {
+        "null:event_timestamp",
+        "not_finite:watch_seconds",
+        "out_of_range:watch_seconds",
+        "out_of_range:event_timestamp",
+        "not_allowed:device",
+        "not_allowed:placement",
+        "future:event_timestamp",
+        "duplicate:event_id",
+    }
+    assert set(seen) >= expected
+    conflicts = len(conflicting_members(world, GEN))
+    assert generated[0].tables["members"].quarantined == {"conflict:member_id": conflicts}
+    assert set(unplaced) == {"playback_events", "ad_impressions", "ad_clicks"}
+
+
+def test_raw_equals_clean_plus_quarantined_over_all_time(spark, generated):
+    quarantine = spark.table("gen_clean.quarantine")
+    for name in KEYS:
+        raw = spark.table(f"gen_raw.{name}").count()
+        clean = spark.table(f"gen_clean.{name}").count()
+        quarantined = quarantine.where(F.col("source_table") == name).count()
+        assert raw == clean + quarantined, name
+    without_time = quarantine.where(
+        "reason IN ('null:ingestion_timestamp', 'out_of_range:ingestion_timestamp')"
+    )
+    assert without_time.count() > 0
+    # Ingesting again (a rerun, then the next interval) counts none of them twice.
+    _generate_and_ingest(spark, "gen_clean", [(D1, D2), (D3, D3 + timedelta(hours=1))])
+    for name in KEYS:
+        raw = spark.table(f"gen_raw.{name}").count()
+        clean = spark.table(f"gen_clean.{name}").count()
+        quarantined = spark.table("gen_clean.quarantine").where(F.col("source_table") == name)
+        assert raw == clean + quarantined.count(), name
+
+
+def test_clean_event_dates_follow_the_event_time(spark, generated):
+    mismatched = "event_date != to_date(event_timestamp)"
+    for name in ("playback_events", "ad_impressions", "ad_clicks"):
+        assert spark.table(f"gen_clean.{name}").where(mismatched).count() == 0, name
+    lying = spark.table("gen_raw.playback_events").where(mismatched).select("event_id")
+    corrected = spark.table("gen_clean.playback_events").join(lying, "event_id", "left_semi")
+    assert corrected.count() > 0  # accepted, with the date derived from the event time
+
+
+def test_a_redelivery_with_a_moved_event_time_is_a_duplicate(spark, generated):
+    """Copies of accepted ids with the event time moved days back, arriving in a later
+    run and landing on another event day, are duplicates by identity."""
+    clean = spark.table("gen_clean.playback_events").select("event_id", "event_date")
+    copies = (
+        spark.table("gen_clean.quarantine")
+        .where("source_table = 'playback_events' AND reason = 'duplicate:event_id'")
+        .select(
+            F.get_json_object("record", "$.event_id").alias("event_id"),
+            F.to_date(F.get_json_object("record", "$.event_timestamp")).alias("copy_date"),
+        )
+    )
+    moved = copies.join(clean, "event_id").where("datediff(event_date, copy_date) >= 1")
+    assert moved.count() > 0
 
 
 def test_clean_plus_quarantined_equals_raw_per_table_and_interval(spark, generated):
@@ -359,7 +439,8 @@ def test_clean_ids_are_unique_and_one_run_equals_two(spark, generated):
         clean = spark.table(f"gen_clean.{name}")
         assert clean.count() == clean.select(key).distinct().count()
     _generate_and_ingest(spark, "gen_clean_whole", [(D1, D3)])
-    for name in ("playback_events", "ad_impressions", "ad_clicks", "members", "quarantine"):
+    names = ["playback_events", "ad_impressions", "ad_clicks", "members", "quarantine"]
+    for name in [*names, "accepted_ids"]:
         assertDataFrameEqual(
             spark.table(f"gen_clean_whole.{name}"), spark.table(f"gen_clean.{name}")
         )

@@ -103,6 +103,7 @@ def clean_row(source: EventSource, key: int, hour: datetime) -> dict[str, Any]:
     row = {c: _value(t, key) for c, t in source.columns.items()}
     row |= {c: f"{source.name}-{key}-{hour:%d%H}" for c in source.columns if c.endswith("_id")}
     row |= {c: key for c in ("member_id", "title_id", "ad_id") if c in source.columns}
+    row |= {c: values[0] for c, values in source.validity.allowed.items()}
     row |= {
         "watch_seconds": 30.0,
         "event_timestamp": hour + timedelta(minutes=5),
@@ -250,13 +251,17 @@ def test_suites_follow_the_declarations_not_a_column_list():
     assert not any("rows (" in (e.description or "") for e in without_history)
 
 
-def test_clean_suites_check_identifiers_and_summed_measures():
+def test_clean_suites_check_the_declared_validity():
     suites = {s.name: clean_table_suite(s, interval=GOOD) for s in event_sources()}
     assert set(suites) == {"playback_events", "ad_impressions", "ad_clicks"}
     playback = " | ".join(e.description or "" for e in suites["playback_events"])
-    for column in ("event_id", "member_id", "title_id", "event_timestamp"):
+    for column in ("event_id", "member_id", "title_id", "watch_seconds", "event_timestamp"):
         assert f"{column} is never null" in playback
-    assert "watch_seconds >= 0" in playback
+    assert "watch_seconds >= 0.0 and watch_seconds <= 86400.0 (declared range)" in playback
+    assert "watch_seconds is finite" in playback
+    assert "device is one of 'tv'" in playback
+    assert "event_date is the date of event_timestamp" in playback
+    assert "event_timestamp <= ingestion_timestamp + 5 min" in playback
     assert "ad_id is never null" in " ".join(e.description or "" for e in suites["ad_clicks"])
 
 
@@ -360,7 +365,9 @@ def test_faults_in_a_clean_table_are_caught(faulty_report: ValidationReport):
     clean = "clean.playback_events"
     assert descriptions(faulty_report, clean, "member_id") == [f"{clean}: member_id is never null"]
     negative = faulty_report.table(clean).failures_about("watch_seconds")
-    assert [f.description for f in negative] == [f"{clean}: watch_seconds >= 0 (a summed measure)"]
+    assert [f.description for f in negative] == [
+        f"{clean}: watch_seconds >= 0.0 and watch_seconds <= 86400.0 (declared range)"
+    ]
     assert negative[0].examples[0]["watch_seconds"] == "-5.0"
     assert len(faulty_report.table(clean).failures) == 2
 

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from features import AttributeView
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
 from pipelines.interval import utc_literal
+from pipelines.validity import UNUSABLE, row_problem, version_tuple
 
 
 def attribute_rows(
@@ -21,19 +22,20 @@ def attribute_rows(
     time, so a point-in-time join never sees attributes before they were known, and its
     `created_timestamp` the end of that hour, when the hourly pipeline that ingested it
     knew it (as for windowed views). Rows repeated at the same instant collapse;
-    conflicting ones resolve to the greatest attribute tuple, so the result does not
-    depend on row order.
+    conflicting ones resolve by the rule ingest applies (`pipelines.validity.version_tuple`:
+    the greatest tuple of the source's columns wins), so the result does not depend on row
+    order, and rows with unusable values (`pipelines.validity.UNUSABLE`) are skipped.
     """
     source = view.source
     key, ingested = view.entity.join_key, source.ingestion_column
-    dimension = spark.table(source.table).where(
+    table = spark.table(source.table)
+    dimension = table.where(
         F.col(key).isNotNull()
         & (F.col(ingested) >= utc_literal(start))
         & (F.col(ingested) < utc_literal(end))
+        & row_problem(source, table.columns, UNUSABLE).isNull()
     )
-    versions = dimension.groupBy(key, ingested).agg(
-        F.max(F.struct(*[F.col(a) for a in view.attributes])).alias("version")
-    )
+    versions = dimension.groupBy(key, ingested).agg(F.max(version_tuple(source)).alias("version"))
     return versions.select(
         F.col(key),
         F.col(ingested).alias(EVENT_TIMESTAMP),

@@ -26,6 +26,7 @@ Attribute views (`AttributeView`): one row per key per version ingested in `[S, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -37,7 +38,8 @@ from features import REGISTRY, AnyView, AttributeView, DeclarationError, Feature
 from pipelines.compute.attributes import attribute_rows
 from pipelines.compute.tiles import (
     HOUR_MICROS,
-    first_new_event_hour,
+    Arrivals,
+    arrivals,
     measures_of,
     read_events,
     tiles,
@@ -47,6 +49,8 @@ from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, PARTITION_COLUMN, feature_table_schema
 from pipelines.interval import HOUR, Interval
+
+LOG = logging.getLogger(__name__)
 
 ViewRef = str | FeatureView | AttributeView
 Moment = str | datetime | date
@@ -96,18 +100,26 @@ def require_sources(spark: SparkSession, views: Sequence[AnyView]) -> None:
             require_table(spark, table, hint=f"a source of feature view {view.name}")
 
 
-def windowed_rows(spark: SparkSession, view: FeatureView, interval: Interval) -> DataFrame:
+def windowed_rows(
+    spark: SparkSession,
+    view: FeatureView,
+    interval: Interval,
+    arrived: dict[str, Arrivals] | None = None,
+) -> DataFrame:
     """The versions of a windowed view that became knowable in `(start, end]`.
 
     They belong to the rows from the earliest event hour of what arrived in the
     interval (late events reach back) to `end`; the events read start one largest
-    window before those rows.
+    window before those rows. `arrived` holds each source's `arrivals` if known.
     """
     key = view.entity.join_key
     first_version, last_version = _hour(interval.start), _hour(interval.end) - 1
     first_row = first_version
     for source in view.sources:
-        reach = first_new_event_hour(spark, source, key, interval.start, interval.end)
+        if arrived is None or source.name not in arrived:
+            reach = arrivals(spark, source, interval.start, interval.end).first_event_hour
+        else:
+            reach = arrived[source.name].first_event_hour
         if reach is not None:
             first_row = min(first_row, reach)
     hours = HourRange(
@@ -137,14 +149,41 @@ def _moment(hour: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + hour * HOUR
 
 
-def view_rows(spark: SparkSession, view: AnyView, interval: Interval) -> DataFrame:
+def view_rows(
+    spark: SparkSession,
+    view: AnyView,
+    interval: Interval,
+    arrived: dict[str, Arrivals] | None = None,
+) -> DataFrame:
     """The rows `compute` writes for `view`, with exactly the feature table's schema."""
     if isinstance(view, AttributeView):
         rows = attribute_rows(spark, view, interval.start, interval.end)
     else:
-        rows = windowed_rows(spark, view, interval)
+        rows = windowed_rows(spark, view, interval, arrived)
     schema = feature_table_schema(view)
     return rows.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def _arrivals(
+    spark: SparkSession, views: Sequence[AnyView], interval: Interval
+) -> dict[str, Arrivals]:
+    """What each event source of `views` received in the interval; unusable rows are logged."""
+    sources = {s.name: s for v in views if isinstance(v, FeatureView) for s in v.sources}
+    found = {}
+    for name, source in sources.items():
+        found[name] = arrivals(spark, source, interval.start, interval.end)
+        skipped = found[name].skipped
+        if skipped:
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(skipped.items()))
+            LOG.warning(
+                "compute skips %d unusable rows of %s that arrived in %s (%s), e.g. %s",
+                sum(skipped.values()),
+                source.table,
+                interval,
+                reasons,
+                found[name].example,
+            )
+    return found
 
 
 def interval_condition(interval: Interval) -> str:
@@ -180,10 +219,11 @@ def compute(
     selected = select_views(views)
     require_sources(spark, selected)
     condition = interval_condition(interval)
+    arrived = _arrivals(spark, selected, interval)
 
     def write(view: AnyView) -> int:
         replace_where(
-            view_rows(spark, view, interval),
+            view_rows(spark, view, interval, arrived),
             view.table,
             predicate=condition,
             partition_by=[PARTITION_COLUMN],

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from features import Aggregation, EventSource, Op
 from pipelines.interval import parse_time, utc_literal
+from pipelines.validity import UNUSABLE, row_problem
 
 HOUR_MICROS = 3_600_000_000
 # Column names of the engine's own intermediate values; features never start with "_".
@@ -144,7 +145,12 @@ def read_events(
     spark: SparkSession, source: EventSource, key: str, start: datetime, end: datetime
 ) -> DataFrame:
     """The source's events of entities (non-null key) with event time in `[start, end)` that
-    had arrived by `end`: what the platform knew at `end`."""
+    had arrived by `end`: what the platform knew at `end`.
+
+    Rows with values compute cannot aggregate (`pipelines.validity.UNUSABLE`: not finite,
+    out of the declared range, a time before `earliest`) are skipped: ingest never writes
+    them, and one written by another tool must not stop every compute whose window covers
+    it (`arrivals` counts them)."""
     events = spark.table(source.table)
     ts = F.col(source.timestamp_column)
     lo, hi = parse_time(start), parse_time(end)
@@ -153,7 +159,7 @@ def read_events(
     if "event_date" in events.columns:
         # Partition pruning; the timestamp condition above is the exact one.
         condition &= F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date()))
-    return events.where(condition)
+    return events.where(condition & row_problem(source, events.columns, UNUSABLE).isNull())
 
 
 def tiles(events: DataFrame, source: EventSource, key: str, measures: list[Measure]) -> DataFrame:
@@ -166,20 +172,38 @@ def tiles(events: DataFrame, source: EventSource, key: str, measures: list[Measu
     ).agg(*[m.tile(source).alias(m.name) for m in measures])
 
 
-def first_new_event_hour(
-    spark: SparkSession, source: EventSource, key: str, start: datetime, end: datetime
-) -> int | None:
-    """The earliest event hour among the source's events that arrived in `[start, end)`:
-    how far back the rows they change reach (None when nothing arrived)."""
+@dataclass(frozen=True)
+class Arrivals:
+    """What a source received in an interval, as compute sees it."""
+
+    first_event_hour: int | None  # earliest event hour of the valid arrivals
+    skipped: dict[str, int]  # unusable arrivals per reason (see `read_events`)
+    example: str | None  # one skipped row, as JSON
+
+
+def arrivals(spark: SparkSession, source: EventSource, start: datetime, end: datetime) -> Arrivals:
+    """The source's rows that arrived in `[start, end)`: how far back the rows they change
+    reach, and which of them compute skips as unusable (one Spark job)."""
+    table = spark.table(source.table)
     arrived = F.col(source.ingestion_column)
-    row = (
-        spark.table(source.table)
-        .where(
-            F.col(key).isNotNull()
-            & (arrived >= utc_literal(parse_time(start)))
-            & (arrived < utc_literal(parse_time(end)))
+    problem = row_problem(source, table.columns, UNUSABLE)
+    rows = table.where(
+        (arrived >= utc_literal(parse_time(start))) & (arrived < utc_literal(parse_time(end)))
+    ).withColumn("__problem", problem)
+    found = (
+        rows.groupBy("__problem")
+        .agg(
+            F.min(hour_index(source.timestamp_column)).alias("first"),
+            F.count(F.lit(1)).alias("rows"),
+            F.first(F.to_json(F.struct(*[F.col(c) for c in table.columns]))).alias("example"),
         )
-        .agg(F.min(hour_index(source.timestamp_column)).alias("first"))
-        .first()
+        .collect()
     )
-    return None if row is None or row["first"] is None else int(row["first"])
+    first, skipped, example = None, {}, None
+    for row in found:
+        if row["__problem"] is None:
+            first = None if row["first"] is None else int(row["first"])
+        else:
+            skipped[row["__problem"]] = int(row["rows"])
+            example = example or row["example"]
+    return Arrivals(first, skipped, example)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pipelines.config import RAW_DB
-from pipelines.generate.world import GeneratorConfig
+from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig
 from pipelines.interval import Interval
 
 START_HELP = "Start of the arrival interval (inclusive), UTC, e.g. 2026-01-01 or 2026-01-01T05:00"
@@ -27,6 +27,7 @@ def _generate(start: str, end: str, config: dict[str, float | int]) -> None:
         late_share=checked.late_share,
         malformed_share=checked.malformed_share,
         duplicate_share=checked.duplicate_share,
+        hostile_share=checked.hostile_share,
     )
     typer.echo(
         f"generated raw data arriving in {interval} (scale {checked.scale:g}, seed {checked.seed})"
@@ -47,6 +48,11 @@ def generate_command(
     duplicate_share: float = typer.Option(
         0.005, "--duplicate-share", help="Share of event rows delivered twice"
     ),
+    hostile_share: float = typer.Option(
+        DEFAULT_HOSTILE_SHARE,
+        "--hostile-share",
+        help="Share of rows a broken producer adds (NaN, 1970, unknown categories, ...)",
+    ),
 ) -> None:
     """Write the raw rows (dimensions and events) that arrive within [start, end)."""
     from pipelines.cli import run_reporting_errors
@@ -57,5 +63,6 @@ def generate_command(
         "late_share": late_share,
         "malformed_share": malformed_share,
         "duplicate_share": duplicate_share,
+        "hostile_share": hostile_share,
     }
     run_reporting_errors(_generate, start, end, config)

@@ -5,10 +5,14 @@ drawn from a random generator seeded by `(seed, day, stream)`: a day looks the
 same whichever interval asks for it. Times are integer microseconds since the
 Unix epoch (UTC) until they become Arrow timestamps.
 
-Each row may carry a fault (the quarantine reason it should get): a null key,
-a negative duration, an event time in the future, a click on an unknown
-impression, or a second delivery of a valid row. The `fault` column is for
-tests; the raw tables do not have it.
+Each row may carry a fault (the quarantine reason it should get, `kind:column`): a
+null key, a negative duration, an event time in the future, a click on an unknown
+impression, or a second delivery of a valid row. At `hostile_share`, rows that a
+broken producer writes are added as well: NaN, infinite and absurd values, a null or
+1970 event time, a null or 1970 ingestion time, an unknown category, a redelivery
+with its event time moved days back; and some valid rows get a wrong `event_date`
+(ingest derives it, so they stay clean). The `fault` column is for tests; the raw
+tables do not have it.
 """
 
 from __future__ import annotations
@@ -17,24 +21,23 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.sources import DEVICES, PLACEMENTS
 from pipelines.generate.dimensions import label_array
 from pipelines.generate.world import (
     DEVICE_SHARES,
-    DEVICES,
     IMPRESSIONS_PER_DAY,
     PLACEMENT_SHARES,
-    PLACEMENTS,
     PLAYBACKS_PER_DAY,
     GeneratorConfig,
     World,
     click_logit,
 )
-from pipelines.ingest.reasons import Reason
 from pipelines.interval import Interval
 
 US_PER_SECOND = 1_000_000
@@ -76,12 +79,73 @@ _DIURNAL = (
 DIURNAL_MINUTE_P = _DIURNAL / _DIURNAL.sum()
 
 NO_FAULT = ""
-TABLE_FAULTS: dict[str, tuple[Reason, ...]] = {
-    "playback_events": (Reason.NULL_KEY, Reason.NEGATIVE_DURATION, Reason.FUTURE_TIMESTAMP),
-    "ad_impressions": (Reason.NULL_KEY, Reason.FUTURE_TIMESTAMP),
-    "ad_clicks": (Reason.NULL_KEY, Reason.FUTURE_TIMESTAMP, Reason.ORPHAN_CLICK),
+# Faults name the generator's own columns (seq, event_us, ingest_us, category) until
+# `_to_arrow` gives them the table's names.
+NULL_ONE_KEY = "null"  # completed with the column that was nulled
+NEGATIVE = "out_of_range:watch_seconds"
+FUTURE = "future:event_us"
+ORPHAN = "orphan:seq"
+DUPLICATE = "duplicate:seq"
+TABLE_FAULTS: dict[str, tuple[str, ...]] = {
+    "playback_events": (NULL_ONE_KEY, NEGATIVE, FUTURE),
+    "ad_impressions": (NULL_ONE_KEY, FUTURE),
+    "ad_clicks": (NULL_ONE_KEY, FUTURE, ORPHAN),
 }
 EVENT_TABLES = tuple(TABLE_FAULTS)
+
+
+class Hostile(StrEnum):
+    """Rows a broken producer writes: copies of valid rows (same id), broken one way."""
+
+    NAN = "nan"
+    INFINITE = "infinite"
+    ABSURD = "absurd"
+    UNKNOWN_CATEGORY = "unknown_category"
+    NULL_EVENT_TIME = "null_event_time"
+    NULL_INGESTION_TIME = "null_ingestion_time"
+    ANCIENT_EVENT = "ancient_event"
+    ANCIENT_INGESTION = "ancient_ingestion"
+    MOVED_REDELIVERY = "moved_redelivery"
+
+
+HOSTILE_FAULT = {
+    Hostile.NAN: "not_finite:watch_seconds",
+    Hostile.INFINITE: "not_finite:watch_seconds",
+    Hostile.ABSURD: "out_of_range:watch_seconds",
+    Hostile.UNKNOWN_CATEGORY: "not_allowed:category",
+    Hostile.NULL_EVENT_TIME: "null:event_us",
+    Hostile.NULL_INGESTION_TIME: "null:ingest_us",
+    Hostile.ANCIENT_EVENT: "out_of_range:event_us",
+    Hostile.ANCIENT_INGESTION: "out_of_range:ingest_us",
+    Hostile.MOVED_REDELIVERY: DUPLICATE,
+}
+_ANY_SOURCE_HOSTILE = (
+    Hostile.NULL_EVENT_TIME,
+    Hostile.NULL_INGESTION_TIME,
+    Hostile.ANCIENT_EVENT,
+    Hostile.ANCIENT_INGESTION,
+    Hostile.MOVED_REDELIVERY,
+)
+HOSTILE_KINDS: dict[str, tuple[Hostile, ...]] = {
+    "playback_events": (
+        Hostile.NAN,
+        Hostile.INFINITE,
+        Hostile.ABSURD,
+        Hostile.UNKNOWN_CATEGORY,
+        *_ANY_SOURCE_HOSTILE,
+    ),
+    "ad_impressions": (Hostile.UNKNOWN_CATEGORY, *_ANY_SOURCE_HOSTILE),
+    "ad_clicks": _ANY_SOURCE_HOSTILE,
+}
+CATEGORY_COLUMN = {"playback_events": "device", "ad_impressions": "placement"}
+UNKNOWN_LABEL = "unknown_label"
+ABSURD_WATCH_SECONDS = 1e30
+# A 1970 timestamp: what a zeroed or mis-scaled clock reads as.
+ANCIENT_RANGE_US = (0, 365 * US_PER_DAY - 1)
+MOVED_BACK_RANGE_US = (1 * US_PER_DAY, 20 * US_PER_DAY)
+REDELIVERED_AFTER_US = (1 * US_PER_HOUR, 12 * US_PER_HOUR)
+WRONG_DATE_DAYS = (1, 30)
+HOSTILE_STREAM_OFFSET = 200
 
 
 @dataclass
@@ -150,18 +214,20 @@ def _arrival_delays(rng: np.random.Generator, n: int, late_share: float) -> np.n
 
 
 def _draw_faults(
-    rng: np.random.Generator, n: int, share: float, kinds: tuple[Reason, ...]
+    rng: np.random.Generator, n: int, share: float, kinds: tuple[str, ...]
 ) -> np.ndarray:
-    chosen = np.asarray([str(k) for k in kinds], dtype=object)[rng.integers(0, len(kinds), n)]
+    chosen = np.asarray(kinds, dtype=object)[rng.integers(0, len(kinds), n)]
     return np.where(rng.random(n) < share, chosen, NO_FAULT).astype(object)
 
 
-def _null_one_of(
-    rng: np.random.Generator, rows: _Rows, keys: tuple[str, ...], faulty: np.ndarray
-) -> None:
+def _null_one_of(rng: np.random.Generator, rows: _Rows, keys: tuple[str, ...]) -> None:
+    """Null one of `keys` in the rows drawn to have a null key; the fault names it."""
+    faulty = rows.fault == NULL_ONE_KEY
     which = rng.integers(0, len(keys), len(rows))
     for position, key in enumerate(keys):
-        rows.nulls[key] = rows.nulls[key] | (faulty & (which == position))
+        nulled = faulty & (which == position)
+        rows.nulls[key] = rows.nulls[key] | nulled
+        rows.fault = np.where(nulled, f"null:{key}", rows.fault).astype(object)
 
 
 def _shift_into_future(rng: np.random.Generator, rows: _Rows, faulty: np.ndarray) -> None:
@@ -179,12 +245,77 @@ def _with_redeliveries(rng: np.random.Generator, rows: _Rows, share: float) -> _
     extra = _uniform_us(rng, REDELIVERY_RANGE_US, n)
     copies = rows.take(np.flatnonzero(again))
     copies.columns["ingest_us"] = copies.columns["ingest_us"] + extra[again]
-    copies.fault = np.full(len(copies), str(Reason.DUPLICATE), dtype=object)
+    copies.fault = np.full(len(copies), DUPLICATE, dtype=object)
     return rows.append(copies)
 
 
 def _no_nulls(n: int, *names: str) -> dict[str, np.ndarray]:
     return {name: np.zeros(n, dtype=bool) for name in names}
+
+
+def _with_hostile(
+    config: GeneratorConfig, day: date, stream: int, table: str, rows: _Rows
+) -> _Rows:
+    """Append hostile copies of valid rows and give some valid rows a wrong `event_date`.
+
+    From a random stream of its own: the other rows of the day stay as they were
+    whatever `hostile_share` is. A copy keeps its row's id and arrival unless its kind
+    moves them; a moved redelivery arrives hours after its row, before the end of the
+    next day (see LOOKBACK_DAYS).
+    """
+    rng = _rng(config, day, stream + HOSTILE_STREAM_OFFSET)
+    n, share = len(rows), config.hostile_share
+    kinds = HOSTILE_KINDS[table]
+    picked = rng.random(n) < share
+    which = np.asarray(kinds, dtype=object)[rng.integers(0, len(kinds), n)]
+    ancient = _uniform_us(rng, ANCIENT_RANGE_US, n)
+    moved_back = _uniform_us(rng, MOVED_BACK_RANGE_US, n)
+    later = _uniform_us(rng, REDELIVERED_AFTER_US, n)
+    sign = rng.choice(np.array([-1, 1]), n)
+    wrong_days = rng.integers(WRONG_DATE_DAYS[0], WRONG_DATE_DAYS[1], n, endpoint=True)
+    lies_about_date = rng.random(n) < share
+
+    valid = rows.fault == NO_FAULT
+    event_us, ingest_us = rows.columns["event_us"], rows.columns["ingest_us"]
+    rows.columns["shown_ingest_us"] = ingest_us.copy()
+    true_day = event_us // US_PER_DAY
+    rows.columns["shown_day"] = np.where(
+        lies_about_date & valid, true_day + sign * wrong_days, true_day
+    )
+    rows.nulls.setdefault("event_us", np.zeros(n, dtype=bool))
+    rows.nulls.setdefault("ingest_us", np.zeros(n, dtype=bool))
+
+    chosen = np.flatnonzero(picked & valid)
+    copies = rows.take(chosen)
+    kind = which[chosen]
+    c = copies.columns
+    if "watch_seconds" in c:
+        c["watch_seconds"] = np.where(kind == Hostile.NAN, np.nan, c["watch_seconds"])
+        c["watch_seconds"] = np.where(
+            kind == Hostile.INFINITE, sign[chosen] * np.inf, c["watch_seconds"]
+        )
+        c["watch_seconds"] = np.where(
+            kind == Hostile.ABSURD, ABSURD_WATCH_SECONDS, c["watch_seconds"]
+        )
+    if table in CATEGORY_COLUMN:
+        column = CATEGORY_COLUMN[table]
+        c[column] = np.where(kind == Hostile.UNKNOWN_CATEGORY, -1, c[column])
+    copies.nulls["event_us"] = kind == Hostile.NULL_EVENT_TIME
+    copies.nulls["ingest_us"] = kind == Hostile.NULL_INGESTION_TIME
+    c["event_us"] = np.where(kind == Hostile.ANCIENT_EVENT, ancient[chosen], c["event_us"])
+    moved = kind == Hostile.MOVED_REDELIVERY
+    c["event_us"] = np.where(moved, c["event_us"] - moved_back[chosen], c["event_us"])
+    last_arrival = (day - UNIX_EPOCH).days * US_PER_DAY + (LOOKBACK_DAYS + 1) * US_PER_DAY - 1
+    redelivered = np.minimum(c["ingest_us"] + later[chosen], last_arrival)
+    c["ingest_us"] = np.where(moved, redelivered, c["ingest_us"])
+    c["shown_ingest_us"] = np.where(
+        kind == Hostile.ANCIENT_INGESTION, ancient[chosen], c["ingest_us"]
+    )
+    c["shown_day"] = c["event_us"] // US_PER_DAY
+    copies.fault = np.asarray([HOSTILE_FAULT[Hostile(k)] for k in kind], dtype=object)
+    # A redelivery that cannot arrive after its row any more is not a redelivery.
+    keep = ~moved | (c["ingest_us"] > rows.columns["ingest_us"][chosen])
+    return rows.append(copies.take(np.flatnonzero(keep)))
 
 
 def playback_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
@@ -217,11 +348,12 @@ def playback_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
         _no_nulls(n, "seq", "member_id", "title_id"),
         _draw_faults(rng, n, config.malformed_share, TABLE_FAULTS["playback_events"]),
     )
-    _null_one_of(rng, rows, ("seq", "member_id", "title_id"), rows.fault == Reason.NULL_KEY)
-    negative = rows.fault == Reason.NEGATIVE_DURATION
+    _null_one_of(rng, rows, ("seq", "member_id", "title_id"))
+    negative = rows.fault == NEGATIVE
     rows.columns["watch_seconds"] = np.where(negative, -watch, watch)
-    _shift_into_future(rng, rows, rows.fault == Reason.FUTURE_TIMESTAMP)
-    return _with_redeliveries(rng, rows, config.duplicate_share)
+    _shift_into_future(rng, rows, rows.fault == FUTURE)
+    rows = _with_redeliveries(rng, rows, config.duplicate_share)
+    return _with_hostile(config, day, PLAYBACK_STREAM, "playback_events", rows)
 
 
 @dataclass
@@ -252,15 +384,16 @@ def _impression_day(world: World, config: GeneratorConfig, day: date) -> _Impres
         _no_nulls(n, "seq", "member_id", "ad_id"),
         _draw_faults(rng, n, config.malformed_share, TABLE_FAULTS["ad_impressions"]),
     )
-    _null_one_of(rng, rows, ("seq", "member_id", "ad_id"), rows.fault == Reason.NULL_KEY)
-    _shift_into_future(rng, rows, rows.fault == Reason.FUTURE_TIMESTAMP)
+    _null_one_of(rng, rows, ("seq", "member_id", "ad_id"))
+    _shift_into_future(rng, rows, rows.fault == FUTURE)
     return _ImpressionDay(rows, members, ads, placements)
 
 
 def impression_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
     impressions = _impression_day(world, config, day)
     rng = _rng(config, day, IMPRESSION_STREAM + 100)
-    return _with_redeliveries(rng, impressions.rows, config.duplicate_share)
+    rows = _with_redeliveries(rng, impressions.rows, config.duplicate_share)
+    return _with_hostile(config, day, IMPRESSION_STREAM, "ad_impressions", rows)
 
 
 def click_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
@@ -292,12 +425,13 @@ def click_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
         _no_nulls(n, "seq"),
         _draw_faults(rng, n, config.malformed_share, TABLE_FAULTS["ad_clicks"]),
     )
-    _null_one_of(rng, rows, ("seq",), rows.fault == Reason.NULL_KEY)
-    _shift_into_future(rng, rows, rows.fault == Reason.FUTURE_TIMESTAMP)
+    _null_one_of(rng, rows, ("seq",))
+    _shift_into_future(rng, rows, rows.fault == FUTURE)
     # Ids past the day's last impression match nothing.
-    orphan = rows.fault == Reason.ORPHAN_CLICK
+    orphan = rows.fault == ORPHAN
     rows.columns["seq"] = np.where(orphan, n_shown + np.cumsum(orphan), rows.columns["seq"])
-    return _with_redeliveries(rng, rows, config.duplicate_share)
+    rows = _with_redeliveries(rng, rows, config.duplicate_share)
+    return _with_hostile(config, day, CLICK_STREAM, "ad_clicks", rows)
 
 
 ROW_BUILDERS = {
@@ -314,16 +448,35 @@ def _ids(prefix: str, seq: np.ndarray, missing: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), ids)
 
 
-def _timestamps(us: np.ndarray) -> pa.Array:
-    return pa.array(us, type=pa.timestamp("us", tz="UTC"))
+def _timestamps(us: np.ndarray, missing: np.ndarray) -> pa.Array:
+    return pa.array(us, type=pa.timestamp("us", tz="UTC"), mask=missing)
 
 
-def _dates(us: np.ndarray) -> pa.Array:
-    return pa.array((us // US_PER_DAY).astype(np.int32), type=pa.date32())
+def _dates(days: np.ndarray, missing: np.ndarray) -> pa.Array:
+    return pa.array(days.astype(np.int32), type=pa.date32(), mask=missing)
 
 
 def _longs(values: np.ndarray, missing: np.ndarray) -> pa.Array:
     return pa.array(values.astype(np.int64), type=pa.int64(), mask=missing)
+
+
+def _categories(labels: tuple[str, ...], index: np.ndarray) -> pa.Array:
+    """Labels by position; position -1 is a label outside the declared set."""
+    return label_array((*labels, UNKNOWN_LABEL), np.where(index < 0, len(labels), index))
+
+
+def _fault_labels(table: str, key: str, fault: np.ndarray) -> pa.Array:
+    """Faults with the table's column names instead of the generator's."""
+    names = {"seq": key, "event_us": "event_timestamp", "ingest_us": "ingestion_timestamp"}
+    names["category"] = CATEGORY_COLUMN.get(table, "category")
+
+    def named(text: str) -> str:
+        if ":" not in text:
+            return text
+        kind, column = text.split(":", 1)
+        return f"{kind}:{names.get(column, column)}"
+
+    return pa.array([named(str(f)) for f in fault], type=pa.string())
 
 
 def _to_arrow(table: str, day: date, rows: _Rows, with_fault: bool) -> pa.Table:
@@ -334,18 +487,19 @@ def _to_arrow(table: str, day: date, rows: _Rows, with_fault: bool) -> pa.Table:
     if table == "playback_events":
         arrays["member_id"] = _longs(c["member_id"], nulls["member_id"])
         arrays["title_id"] = _longs(c["title_id"], nulls["title_id"])
-        arrays["device"] = label_array(DEVICES, c["device"])
+        arrays["device"] = _categories(DEVICES, c["device"])
     elif table == "ad_impressions":
         arrays["member_id"] = _longs(c["member_id"], nulls["member_id"])
         arrays["ad_id"] = _longs(c["ad_id"], nulls["ad_id"])
-        arrays["placement"] = label_array(PLACEMENTS, c["placement"])
-    arrays["event_timestamp"] = _timestamps(c["event_us"])
+        arrays["placement"] = _categories(PLACEMENTS, c["placement"])
+    arrays["event_timestamp"] = _timestamps(c["event_us"], nulls["event_us"])
     if table == "playback_events":
         arrays["watch_seconds"] = pa.array(c["watch_seconds"], type=pa.float64())
-    arrays["ingestion_timestamp"] = _timestamps(c["ingest_us"])
-    arrays["event_date"] = _dates(c["event_us"])
+    arrays["ingestion_timestamp"] = _timestamps(c["shown_ingest_us"], nulls["ingest_us"])
+    # A producer that lost the event time lost its date as well.
+    arrays["event_date"] = _dates(c["shown_day"], nulls["event_us"])
     if with_fault:
-        arrays["fault"] = pa.array(rows.fault.astype(str), type=pa.string())
+        arrays["fault"] = _fault_labels(table, key, rows.fault)
     return pa.table(arrays)
 
 

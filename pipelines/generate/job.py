@@ -13,7 +13,7 @@ from pipelines.config import RAW_DB
 from pipelines.delta_io import ensure_database, interval_predicate, replace_where, table_exists
 from pipelines.generate.dimensions import dimension_tables
 from pipelines.generate.events import EVENT_TABLES, arrived_events, to_us
-from pipelines.generate.world import GeneratorConfig, build_world
+from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig, build_world
 from pipelines.interval import Interval
 from pipelines.tables import DIMENSIONS, RAW_EVENTS
 
@@ -56,6 +56,7 @@ def generate(
     late_share: float = 0.02,
     malformed_share: float = 0.01,
     duplicate_share: float = 0.005,
+    hostile_share: float = DEFAULT_HOSTILE_SHARE,
     database: str = RAW_DB,
 ) -> dict[str, int]:
     """Write the raw rows that arrive (by ingestion time) within `[start, end)`.
@@ -70,10 +71,11 @@ def generate(
         late_share=late_share,
         malformed_share=malformed_share,
         duplicate_share=duplicate_share,
+        hostile_share=hostile_share,
     )
     world = build_world(config)
     epoch_us = _dimension_epoch_us(spark, database, to_us(interval.start))
-    dimensions = dimension_tables(world, epoch_us)
+    dimensions = dimension_tables(world, config, epoch_us)
     events = arrived_events(world, config, interval)
 
     lower, upper = (bound.isoformat(sep=" ") for bound in interval.spark_bounds())

@@ -13,17 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.sources import DEVICES, PLANS
 from pipelines.errors import PlatformError
 
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "CA", "MX", "ES")
 COUNTRY_SHARES = (0.30, 0.09, 0.08, 0.07, 0.12, 0.13, 0.06, 0.05, 0.06, 0.04)
-PLANS = ("ads", "basic", "standard", "premium")
 PLAN_SHARES = (0.35, 0.20, 0.30, 0.15)
 # How many ads a plan sees relative to the ad-supported plan.
 PLAN_AD_EXPOSURE = (1.0, 0.45, 0.25, 0.10)
 # Additive click log-odds: ad-supported members are used to ads and click more.
 PLAN_CLICK_EFFECT = (0.35, 0.10, -0.10, -0.45)
-DEVICES = ("tv", "mobile", "web", "tablet", "console")
 DEVICE_SHARES = (0.45, 0.28, 0.14, 0.09, 0.04)
 GENRES = (
     "drama",
@@ -39,7 +38,6 @@ GENRES = (
 )
 AD_CATEGORIES = ("auto", "finance", "retail", "travel", "gaming", "food", "tech", "entertainment")
 AD_CATEGORY_CLICK_EFFECT = (-0.20, -0.45, 0.15, 0.05, 0.45, 0.25, -0.05, 0.35)
-PLACEMENTS = ("preroll", "midroll", "pause_screen", "banner")
 PLACEMENT_SHARES = (0.35, 0.30, 0.10, 0.25)
 PLACEMENT_CLICK_EFFECT = (0.20, 0.0, 0.55, -0.75)
 # Log-odds of a click before the effects above: about 2.5% of impressions overall.
@@ -66,6 +64,9 @@ class GeneratorConfigError(PlatformError, ValueError):
     pass
 
 
+DEFAULT_HOSTILE_SHARE = 0.001
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Knobs of the generator. Shares are per event row and must lie in [0, 0.5]."""
@@ -75,6 +76,8 @@ class GeneratorConfig:
     late_share: float = 0.02
     malformed_share: float = 0.01
     duplicate_share: float = 0.005
+    # Rows a broken producer writes (NaN, 1970, unknown categories, ...; see events.py).
+    hostile_share: float = DEFAULT_HOSTILE_SHARE
 
     def __post_init__(self) -> None:
         if not (isinstance(self.scale, int | float) and math.isfinite(self.scale)) or not (
@@ -83,7 +86,7 @@ class GeneratorConfig:
             raise GeneratorConfigError(f"scale must be a positive number, got {self.scale!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise GeneratorConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("late_share", "malformed_share", "duplicate_share"):
+        for name in ("late_share", "malformed_share", "duplicate_share", "hostile_share"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value <= 0.5):
                 raise GeneratorConfigError(f"{name} must lie in [0, 0.5], got {value!r}")

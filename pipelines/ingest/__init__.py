@@ -3,6 +3,5 @@
 from __future__ import annotations
 
 from pipelines.ingest.job import IngestReport, TableCounts, ingest
-from pipelines.ingest.reasons import PRECEDENCE, Reason
 
-__all__ = ["PRECEDENCE", "IngestReport", "Reason", "TableCounts", "ingest"]
+__all__ = ["IngestReport", "TableCounts", "ingest"]

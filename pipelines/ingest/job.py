@@ -1,13 +1,20 @@
 """The `ingest` job: raw rows that arrived in `[start, end)` -> clean tables + quarantine.
 
-Every raw row of the interval lands in exactly one place: its clean table, or
-`clean.quarantine` with one reason. Each output table has exactly the interval
-replaced (by ingestion time), so a rerun gives the same tables.
+Every raw row lands in exactly one place: its clean table, or `clean.quarantine` with
+one reason that names the column at fault (`pipelines.validity`). Over all time, raw =
+clean + quarantined, for every source:
+- the rows of the interval (by ingestion time) are checked against the source's
+  declared validity, then for orphans and duplicates;
+- rows that no interval can select, because their ingestion time is null or before
+  the source's `earliest`, are quarantined by every run (the same rows each time).
+Each output table has exactly its share replaced, so a rerun gives the same tables.
 
-Earlier runs matter in two ways, both looking only at rows ingested before
-`start` (so rerunning an old interval is unaffected by later ones): an id that
-was already accepted makes a new copy a duplicate, and a click is matched
-against the impressions accepted so far (plus this run's).
+Earlier runs matter in two ways, both looking only at rows ingested before `start`
+(so rerunning an old interval is unaffected by later ones): an id that was already
+accepted makes every new copy a duplicate, whatever its other fields say, and a click
+is matched against the impressions accepted so far (plus this run's). Accepted ids are
+kept in `clean.accepted_ids` (source, id, ingestion time): a narrow table that one
+run reads whole, instead of every clean table's history.
 """
 
 from __future__ import annotations
@@ -19,35 +26,35 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from features import EventSource
+from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
 from pipelines.config import CLEAN_DB, RAW_DB
-from pipelines.delta_io import interval_predicate, replace_where, require_table
-from pipelines.ingest.reasons import PRECEDENCE
-from pipelines.ingest.rules import REASON, RECORD, SourceRules, classify
-from pipelines.interval import Interval
-from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, QUARANTINE
+from pipelines.delta_io import interval_predicate, replace_where, require_table, table_exists
+from pipelines.errors import IntervalError
+from pipelines.ingest.rules import (
+    REASON,
+    RECORD,
+    classify,
+    flag_row_problems,
+    utc_date,
+    with_record,
+)
+from pipelines.interval import Interval, sql_timestamp, utc_literal
+from pipelines.tables import ACCEPTED_IDS, CLEAN_EVENTS, DIMENSIONS, QUARANTINE
+from pipelines.validity import AnySource, reason_order
 
 PARTITION_COLUMN = "event_date"
 QUARANTINE_NAME = "quarantine"
+ACCEPTED_IDS_NAME = "accepted_ids"
 # How long before a click its impression may have happened and still be matched.
 IMPRESSION_LOOKBACK = timedelta(days=2)
+# Up to this many arrived ids are broadcast to the scan of the accepted ids (an hourly
+# run: the narrow index is read once, nothing shuffled); larger batches are joined.
+BROADCAST_IDS = 500_000
+# Compacts the small files that hourly appends leave in the accepted-id index.
+ACCEPTED_IDS_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
 
-SOURCES: dict[str, SourceRules] = {
-    "members": SourceRules("members", "member_id", ("member_id",), is_event=False),
-    "titles": SourceRules("titles", "title_id", ("title_id",), is_event=False),
-    "ads": SourceRules("ads", "ad_id", ("ad_id",), is_event=False),
-    "playback_events": SourceRules(
-        "playback_events",
-        "event_id",
-        ("event_id", "member_id", "title_id", "event_timestamp", "watch_seconds"),
-        non_negative=("watch_seconds",),
-    ),
-    "ad_impressions": SourceRules(
-        "ad_impressions",
-        "impression_id",
-        ("impression_id", "member_id", "ad_id", "event_timestamp"),
-    ),
-    "ad_clicks": SourceRules("ad_clicks", "impression_id", ("impression_id", "event_timestamp")),
-}
+SOURCES: dict[str, AnySource] = {s.name: s for s in (*DIMENSION_SOURCES, *EVENT_SOURCES)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class TableCounts:
 class IngestReport:
     interval: Interval
     tables: dict[str, TableCounts]
+    # Raw rows no interval selects (null or impossible ingestion time), all quarantined.
+    unplaced: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [
@@ -77,6 +86,10 @@ class IngestReport:
                 f"  {name:<16} {counts.raw:>10,} {counts.clean:>10,} "
                 f"{counts.quarantined_total:>12,}  {reasons}"
             )
+        unplaced = {name: n for name, n in self.unplaced.items() if n}
+        if unplaced:
+            listed = ", ".join(f"{name} {n:,}" for name, n in unplaced.items())
+            out.append(f"  without a usable ingestion time (quarantined, all runs): {listed}")
         return out
 
 
@@ -84,6 +97,12 @@ def _bounds(interval: Interval) -> tuple[str, str]:
     # SQL literals are read in the session time zone (UTC), unlike Python datetimes.
     lower, upper = interval.spark_bounds()
     return lower.isoformat(sep=" "), upper.isoformat(sep=" ")
+
+
+def _unplaced_predicate(source: AnySource) -> str:
+    """SQL: the rows of `source` whose ingestion time no interval selects."""
+    column = source.ingestion_column
+    return f"({column} IS NULL OR {column} < {sql_timestamp(source.validity.earliest)})"
 
 
 def _arrived(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
@@ -103,36 +122,50 @@ def _accepted_before(
     )
 
 
-DayRange = tuple[date, date]
+@dataclass(frozen=True)
+class _Batch:
+    rows: int
+    days: tuple[date, date] | None  # first and last event day of rows with a usable time
 
 
-def _event_days(raw: dict[str, DataFrame]) -> dict[str, DayRange | None]:
-    """First and last event day of each raw event batch (one Spark job), None when empty."""
-    per_table = [
-        df.agg(
-            F.min(PARTITION_COLUMN).alias("first"), F.max(PARTITION_COLUMN).alias("last")
-        ).withColumn("source", F.lit(name))
-        for name, df in raw.items()
-    ]
+def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
+    """Size and event days of each raw event batch, in one Spark job."""
+    per_table = []
+    for name, df in raw.items():
+        source = SOURCES[name]
+        assert isinstance(source, EventSource)
+        ts = F.col(source.timestamp_column)
+        usable = ts >= utc_literal(source.validity.earliest)
+        day = F.when(usable, utc_date(source.timestamp_column))
+        per_table.append(
+            df.agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.min(day).alias("first"),
+                F.max(day).alias("last"),
+            ).withColumn("source", F.lit(name))
+        )
     combined = per_table[0]
     for part in per_table[1:]:
         combined = combined.unionByName(part)
-    days: dict[str, DayRange | None] = {name: None for name in raw}
+    found = {}
     for row in combined.collect():
-        if row["first"] is not None:
-            days[row["source"]] = (row["first"], row["last"])
-    return days
+        days = None if row["first"] is None else (row["first"], row["last"])
+        found[row["source"]] = _Batch(int(row["rows"]), days)
+    return found
 
 
-def _to_quarantine(classified: DataFrame, source: str, is_event: bool) -> DataFrame:
-    event_time = F.col("event_timestamp") if is_event else F.lit(None).cast("timestamp")
+def _to_quarantine(classified: DataFrame, source: AnySource) -> DataFrame:
+    if isinstance(source, EventSource):
+        event_time = F.col(source.timestamp_column)
+    else:
+        event_time = F.lit(None).cast("timestamp")
     return classified.where(F.col(REASON).isNotNull()).select(
-        F.lit(source).alias("source_table"),
+        F.lit(source.name).alias("source_table"),
         F.col(REASON).alias("reason"),
         F.col(RECORD).alias("record"),
         event_time.alias("event_timestamp"),
-        F.col("ingestion_timestamp"),
-        F.to_date("ingestion_timestamp").alias("ingestion_date"),
+        F.col(source.ingestion_column).alias("ingestion_timestamp"),
+        F.to_date(source.ingestion_column).alias("ingestion_date"),
     )
 
 
@@ -155,40 +188,68 @@ def _counts(classified: dict[str, DataFrame]) -> dict[str, TableCounts]:
     report = {}
     for name, by_reason in found.items():
         clean = by_reason.pop(None, 0)
-        ordered = {str(r): by_reason[str(r)] for r in PRECEDENCE if str(r) in by_reason}
-        unknown = {str(r): n for r, n in by_reason.items() if str(r) not in ordered}
-        quarantined = {**ordered, **unknown}
+        quarantined = {r: by_reason[r] for r in reason_order(str(r) for r in by_reason)}
         report[name] = TableCounts(clean + sum(quarantined.values()), clean, quarantined)
     return report
 
 
-def _classify_events(
-    spark: SparkSession,
-    name: str,
-    raw: DataFrame,
-    days: DayRange | None,
-    interval: Interval,
-    clean_database: str,
-    impressions: DataFrame | None = None,
-) -> DataFrame:
-    rules = SOURCES[name]
-    if days is None:  # nothing arrived: no history to consult
-        return classify(raw, rules, impressions=impressions)
-    accepted = _accepted_before(spark, f"{clean_database}.{name}", interval, *days)
-    seen_before = None if accepted is None else accepted.select(rules.key)
-    if impressions is not None:
-        columns = ["impression_id", "member_id", "ad_id"]
-        earlier = _accepted_before(
-            spark,
-            f"{clean_database}.ad_impressions",
-            interval,
-            days[0] - IMPRESSION_LOOKBACK,
-            days[1],
+def ensure_accepted_ids(spark: SparkSession, clean_database: str) -> str:
+    """The accepted-id index, built from the clean event tables the first time."""
+    table = f"{clean_database}.{ACCEPTED_IDS_NAME}"
+    if table_exists(spark, table):
+        return table
+    parts = [
+        _ids_of(spark.table(f"{clean_database}.{source.name}"), source)
+        for source in EVENT_SOURCES
+        if table_exists(spark, f"{clean_database}.{source.name}")
+    ]
+    if parts:
+        ids = parts[0]
+        for part in parts[1:]:
+            ids = ids.unionByName(part)
+        replace_where(
+            ids,
+            table,
+            predicate="true",
+            partition_by=("source_table",),
+            properties=ACCEPTED_IDS_PROPERTIES,
         )
-        if earlier is not None:
-            impressions = earlier.select(*columns).unionByName(impressions.select(*columns))
-        impressions = impressions.dropDuplicates(["impression_id"])
-    return classify(raw, rules, seen_before=seen_before, impressions=impressions)
+    return table
+
+
+def _ids_of(clean: DataFrame, source: EventSource) -> DataFrame:
+    return clean.select(
+        F.lit(source.name).alias("source_table"),
+        F.col(str(source.id_column)).alias("id"),
+        F.col(source.ingestion_column).alias("ingestion_timestamp"),
+    ).select(*ACCEPTED_IDS.fieldNames())
+
+
+def already_accepted(
+    spark: SparkSession,
+    index: str,
+    source: EventSource,
+    batch: DataFrame,
+    batch_rows: int,
+    interval: Interval,
+) -> DataFrame | None:
+    """The ids of `batch` that runs before `start` accepted (one `id` column)."""
+    if not table_exists(spark, index):
+        return None
+    lower, _ = _bounds(interval)
+    accepted = spark.table(index).where(
+        f"source_table = '{source.name}' AND ingestion_timestamp < TIMESTAMP '{lower}'"
+    )
+    arrived = batch.select(F.col(str(source.id_column)).alias("id")).where("id IS NOT NULL")
+    if batch_rows <= BROADCAST_IDS:
+        arrived = F.broadcast(arrived.distinct())
+    return accepted.join(arrived, on="id", how="left_semi").select("id")
+
+
+def _unplaced(spark: SparkSession, raw_database: str, source: AnySource) -> DataFrame:
+    """Raw rows no interval selects, with their reason (every one of them has one)."""
+    raw = spark.table(f"{raw_database}.{source.name}").where(_unplaced_predicate(source))
+    return flag_row_problems(with_record(raw), source)
 
 
 def ingest(
@@ -201,37 +262,70 @@ def ingest(
 ) -> IngestReport:
     """Check the raw rows that arrived in `[start, end)` and write them clean or quarantined."""
     interval = Interval.parse(start, end)
+    earliest = max(source.validity.earliest for source in SOURCES.values())
+    if interval.start < earliest:
+        raise IntervalError(
+            f"interval {interval} starts before {earliest.isoformat()}: "
+            "no row arrived that early (see Validity.earliest in features/)"
+        )
     for name in SOURCES:
         require_table(spark, f"{raw_database}.{name}", hint="run `feature-platform generate` first")
     raw = {name: _arrived(spark, f"{raw_database}.{name}", interval) for name in SOURCES}
-    days = _event_days({name: raw[name] for name in CLEAN_EVENTS})
+    batches = _batches({source.name: raw[source.name] for source in EVENT_SOURCES})
+    index = ensure_accepted_ids(spark, clean_database)
 
     classified: dict[str, DataFrame] = {}
+    unplaced: dict[str, DataFrame] = {}
     try:
-        for name in DIMENSIONS:
-            classified[name] = _kept(classify(raw[name], SOURCES[name]))
-        for name in ("playback_events", "ad_impressions"):
-            classified[name] = _kept(
-                _classify_events(spark, name, raw[name], days[name], interval, clean_database)
+        for source in SOURCES.values():
+            unplaced[source.name] = _kept(_unplaced(spark, raw_database, source))
+        for dimension in DIMENSION_SOURCES:
+            classified[dimension.name] = _kept(classify(raw[dimension.name], dimension))
+        accepted_impressions: DataFrame | None = None
+        for source in EVENT_SOURCES:
+            batch = batches[source.name]
+            seen = already_accepted(spark, index, source, raw[source.name], batch.rows, interval)
+            impressions = None
+            if source.name == "ad_clicks":
+                impressions = _impressions_for_clicks(
+                    spark, clean_database, interval, batch, accepted_impressions
+                )
+            classified[source.name] = _kept(
+                classify(raw[source.name], source, accepted_ids=seen, impressions=impressions)
             )
-        accepted_impressions = classified["ad_impressions"].where(F.col(REASON).isNull())
-        classified["ad_clicks"] = _kept(
-            _classify_events(
-                spark,
-                "ad_clicks",
-                raw["ad_clicks"],
-                days["ad_clicks"],
-                interval,
-                clean_database,
-                impressions=accepted_impressions,
-            )
-        )
-        report = IngestReport(interval, _counts(classified))
-        _write(classified, interval, clean_database)
+            if source.name == "ad_impressions":
+                accepted_impressions = classified[source.name].where(F.col(REASON).isNull())
+        without_time = {name: c.quarantined_total for name, c in _counts(unplaced).items()}
+        report = IngestReport(interval, _counts(classified), without_time)
+        _write(classified, unplaced, interval, clean_database, index)
     finally:
-        for df in classified.values():
+        for df in [*classified.values(), *unplaced.values()]:
             df.unpersist()
     return report
+
+
+def _impressions_for_clicks(
+    spark: SparkSession,
+    clean_database: str,
+    interval: Interval,
+    clicks: _Batch,
+    accepted_now: DataFrame | None,
+) -> DataFrame | None:
+    """The impressions a click may belong to: this run's, and earlier ones of its days."""
+    columns = ["impression_id", "member_id", "ad_id"]
+    impressions = None if accepted_now is None else accepted_now.select(*columns)
+    if clicks.days is not None:
+        earlier = _accepted_before(
+            spark,
+            f"{clean_database}.ad_impressions",
+            interval,
+            clicks.days[0] - IMPRESSION_LOOKBACK,
+            clicks.days[1],
+        )
+        if earlier is not None:
+            earlier = earlier.select(*columns)
+            impressions = earlier if impressions is None else earlier.unionByName(impressions)
+    return None if impressions is None else impressions.dropDuplicates(["impression_id"])
 
 
 def _kept(df: DataFrame) -> DataFrame:
@@ -239,7 +333,20 @@ def _kept(df: DataFrame) -> DataFrame:
     return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def _write(classified: dict[str, DataFrame], interval: Interval, clean_database: str) -> None:
+def _union(parts: list[DataFrame]) -> DataFrame:
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined.unionByName(part)
+    return combined
+
+
+def _write(
+    classified: dict[str, DataFrame],
+    unplaced: dict[str, DataFrame],
+    interval: Interval,
+    clean_database: str,
+    index: str,
+) -> None:
     arrived = interval_predicate("ingestion_timestamp", *_bounds(interval))
     for name, schema in DIMENSIONS.items():
         clean = _clean_rows(classified[name], schema.fieldNames())
@@ -252,16 +359,29 @@ def _write(classified: dict[str, DataFrame], interval: Interval, clean_database:
             predicate=arrived,
             partition_by=(PARTITION_COLUMN,),
         )
-    quarantined = [
-        _to_quarantine(df, name, SOURCES[name].is_event) for name, df in classified.items()
-    ]
-    all_quarantined = quarantined[0]
-    for part in quarantined[1:]:
-        all_quarantined = all_quarantined.unionByName(part)
-    sources = ", ".join(f"'{name}'" for name in SOURCES)
+    event_names = ", ".join(f"'{source.name}'" for source in EVENT_SOURCES)
+    accepted = _union(
+        [
+            _ids_of(classified[source.name].where(F.col(REASON).isNull()), source)
+            for source in EVENT_SOURCES
+        ]
+    )
     replace_where(
-        all_quarantined.select(*QUARANTINE.fieldNames()),
+        accepted,
+        index,
+        predicate=f"source_table IN ({event_names}) AND {arrived}",
+        partition_by=("source_table",),
+        properties=ACCEPTED_IDS_PROPERTIES,
+    )
+    quarantined = [_to_quarantine(df, SOURCES[name]) for name, df in classified.items()]
+    quarantined += [_to_quarantine(df, SOURCES[name]) for name, df in unplaced.items()]
+    sources = ", ".join(f"'{name}'" for name in SOURCES)
+    never_arrived = " OR ".join(
+        f"(source_table = '{s.name}' AND {_unplaced_predicate(s)})" for s in SOURCES.values()
+    )
+    replace_where(
+        _union(quarantined).select(*QUARANTINE.fieldNames()),
         f"{clean_database}.{QUARANTINE_NAME}",
-        predicate=f"source_table IN ({sources}) AND {arrived}",
+        predicate=f"source_table IN ({sources}) AND ({arrived} OR {never_arrived})",
         partition_by=("ingestion_date",),
     )

@@ -1,19 +1,19 @@
 """Row checks of ingestion as DataFrame -> DataFrame transforms.
 
-Each check fills the `reason` column of rows that still have none, and the
-checks run in `reasons.PRECEDENCE` order, so a row gets exactly one reason: the
-first that applies. A row whose `reason` stays null is clean.
+The checks that look at one row alone come from the source's declared validity
+(`pipelines.validity.row_problem`); the ones that need other rows (orphan clicks,
+duplicates, conflicting dimension rows) run after them and only fill the `reason`
+of rows that still have none, so a row gets exactly one reason: the first that
+applies. A row whose `reason` stays null is clean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipelines.ingest.reasons import FUTURE_TOLERANCE_SECONDS, Reason
+from features import DimensionSource, EventSource
+from pipelines.validity import AnySource, Kind, reason, row_problem, version_tuple
 
 REASON = "reason"
 RECORD = "record"
@@ -24,17 +24,7 @@ RECORD_JSON_OPTIONS = {
     "ignoreNullFields": "false",
     "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
 }
-
-
-@dataclass(frozen=True)
-class SourceRules:
-    """What a raw table must satisfy: its key, the columns that may not be null."""
-
-    name: str
-    key: str
-    required: tuple[str, ...]
-    non_negative: tuple[str, ...] = ()
-    is_event: bool = True
+MICROS_PER_DAY = 86_400_000_000
 
 
 def with_record(df: DataFrame) -> DataFrame:
@@ -44,30 +34,20 @@ def with_record(df: DataFrame) -> DataFrame:
     return df.withColumn(RECORD, record).withColumn(REASON, F.lit(None).cast("string"))
 
 
-def _flag(df: DataFrame, condition: Column, reason: Reason) -> DataFrame:
-    """Give `reason` to the rows matching `condition` that have no reason yet."""
-    flagged = F.when(F.col(REASON).isNull() & condition, F.lit(str(reason)))
+def utc_date(column: str) -> Column:
+    """The UTC calendar day of a timestamp, whatever the session time zone."""
+    return F.date_from_unix_date(F.floor(F.unix_micros(column) / MICROS_PER_DAY).cast("int"))
+
+
+def _flag(df: DataFrame, condition: Column, text: str) -> DataFrame:
+    """Give reason `text` to the rows matching `condition` that have no reason yet."""
+    flagged = F.when(F.col(REASON).isNull() & condition, F.lit(text))
     return df.withColumn(REASON, F.coalesce(F.col(REASON), flagged))
 
 
-def flag_null_keys(df: DataFrame, required: Sequence[str]) -> DataFrame:
-    any_null = F.lit(False)
-    for column in required:
-        any_null = any_null | F.col(column).isNull()
-    return _flag(df, any_null, Reason.NULL_KEY)
-
-
-def flag_future_timestamps(df: DataFrame) -> DataFrame:
-    # Compared in microseconds so the tolerance needs no interval arithmetic.
-    ahead = F.unix_micros("event_timestamp") - F.unix_micros("ingestion_timestamp")
-    return _flag(df, ahead > F.lit(FUTURE_TOLERANCE_SECONDS * 1_000_000), Reason.FUTURE_TIMESTAMP)
-
-
-def flag_negative(df: DataFrame, columns: Sequence[str]) -> DataFrame:
-    negative = F.lit(False)
-    for column in columns:
-        negative = negative | (F.col(column) < 0)
-    return _flag(df, negative, Reason.NEGATIVE_DURATION)
+def flag_row_problems(df: DataFrame, source: AnySource) -> DataFrame:
+    """The declared checks that look at one row alone (see `pipelines.validity`)."""
+    return df.withColumn(REASON, F.coalesce(F.col(REASON), row_problem(source, df.columns)))
 
 
 def flag_orphan_clicks(clicks: DataFrame, impressions: DataFrame) -> DataFrame:
@@ -79,52 +59,72 @@ def flag_orphan_clicks(clicks: DataFrame, impressions: DataFrame) -> DataFrame:
         MATCHED, F.lit(True)
     )
     joined = clicks.join(known, on="impression_id", how="left")
-    return _flag(joined, F.col(MATCHED).isNull(), Reason.ORPHAN_CLICK).drop(MATCHED)
+    return _flag(joined, F.col(MATCHED).isNull(), reason(Kind.ORPHAN, "impression_id")).drop(
+        MATCHED
+    )
 
 
-def flag_duplicates(
-    df: DataFrame,
-    keys: Sequence[str],
-    seen_before: DataFrame | None = None,
-    order: Sequence[str] = (),
+def flag_duplicate_ids(
+    df: DataFrame, source: EventSource, accepted_ids: DataFrame | None = None
 ) -> DataFrame:
-    """Among rows without a reason, keep the first per `keys`; later copies are duplicates.
+    """Among rows without a reason, keep the first delivery of each id; other copies, and
+    every copy of an id in `accepted_ids` (one `id` column), are duplicates.
 
-    Keys found in `seen_before` (accepted by earlier runs) make every copy a duplicate.
-    "First" is by `order`, then the record text, so the choice never depends on
-    how Spark happens to split the data.
+    "First" is by ingestion time, then event time, then the record text, so the choice
+    never depends on how Spark happens to split the data.
     """
-    ranking = Window.partitionBy(*keys).orderBy(
-        F.col(REASON).isNotNull(), *[F.col(c) for c in order], F.col(RECORD)
+    key = str(source.id_column)
+    ranking = Window.partitionBy(key).orderBy(
+        F.col(REASON).isNotNull(),
+        F.col(source.ingestion_column),
+        F.col(source.timestamp_column),
+        F.col(RECORD),
     )
     ranked = df.withColumn("_rank", F.row_number().over(ranking))
     repeated = F.col("_rank") > 1
-    if seen_before is not None:
-        seen = seen_before.select(*keys).distinct().withColumn(SEEN, F.lit(True))
-        ranked = ranked.join(seen, on=list(keys), how="left")
+    if accepted_ids is not None:
+        seen = accepted_ids.select(F.col("id").alias(key)).distinct().withColumn(SEEN, F.lit(True))
+        ranked = ranked.join(seen, on=key, how="left")
         repeated = repeated | F.col(SEEN).isNotNull()
-    flagged = _flag(ranked, repeated, Reason.DUPLICATE)
-    return flagged.drop("_rank", SEEN)
+    return _flag(ranked, repeated, reason(Kind.DUPLICATE, key)).drop("_rank", SEEN)
+
+
+def flag_version_conflicts(df: DataFrame, source: DimensionSource) -> DataFrame:
+    """Rows of one dimension version (key, ingestion time) resolve to one row.
+
+    The row with the greatest `version_tuple` wins; exact copies of it are duplicates
+    and rows that disagree with it are conflicts.
+    """
+    key, valid = source.key_column, F.col(REASON).isNull()
+    version = Window.partitionBy(key, source.ingestion_column)
+    tuple_ = version_tuple(source)
+    with_winner = df.withColumn("_tuple", tuple_).withColumn(
+        "_winner", F.max(F.when(valid, F.col("_tuple"))).over(version)
+    )
+    copies = Window.partitionBy(key, source.ingestion_column, "_tuple").orderBy(
+        F.col(REASON).isNotNull(), F.col(RECORD)
+    )
+    ranked = with_winner.withColumn("_rank", F.row_number().over(copies))
+    same = F.col("_tuple").eqNullSafe(F.col("_winner"))
+    flagged = _flag(ranked, ~same, reason(Kind.CONFLICT, key))
+    flagged = _flag(flagged, F.col("_rank") > 1, reason(Kind.DUPLICATE, key))
+    return flagged.drop("_tuple", "_winner", "_rank")
 
 
 def classify(
     raw: DataFrame,
-    rules: SourceRules,
+    source: AnySource,
     *,
-    seen_before: DataFrame | None = None,
+    accepted_ids: DataFrame | None = None,
     impressions: DataFrame | None = None,
 ) -> DataFrame:
-    """The raw rows with `record` and `reason` (null when clean), checks in precedence order."""
-    df = flag_null_keys(with_record(raw), rules.required)
-    if rules.is_event:
-        df = flag_future_timestamps(df)
-    if rules.non_negative:
-        df = flag_negative(df, rules.non_negative)
+    """The raw rows with `record` and `reason` (null when clean), checks in precedence
+    order; event rows get `event_date` derived from their event time."""
+    df = flag_row_problems(with_record(raw), source)
+    if isinstance(source, DimensionSource):
+        return flag_version_conflicts(df, source)
+    # The partition column follows the event time; a producer's own value may lie.
+    df = df.withColumn("event_date", utc_date(source.timestamp_column))
     if impressions is not None:
         df = flag_orphan_clicks(df, impressions)
-    if rules.is_event:
-        return flag_duplicates(
-            df, [rules.key], seen_before, order=("ingestion_timestamp", "event_timestamp")
-        )
-    # Dimension rows are versions: a key may repeat at a later ingestion time.
-    return flag_duplicates(df, [rules.key, "ingestion_timestamp"], seen_before)
+    return flag_duplicate_ids(df, source, accepted_ids)

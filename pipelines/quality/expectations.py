@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
+
+from pipelines.interval import sql_timestamp
 
 EXAMPLES_SQL = "examples_sql"
 COLUMNS = "columns"
@@ -34,9 +36,7 @@ def meta(
 
 def timestamp_literal(value: datetime) -> str:
     """A Spark SQL literal for an instant (naive values are taken as UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return sql_timestamp(value)
 
 
 def _select(columns: Sequence[str]) -> str:

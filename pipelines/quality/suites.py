@@ -20,9 +20,10 @@ Feature view (`features.<view>`, the versions written for one interval, i.e. cre
   earlier (`gate.comparison_interval`; the previous interval for intervals over a day).
 Attribute view: schema and types, key not null, (key, event_timestamp, created_timestamp)
 unique, created_timestamp a whole hour in `(start, end]` and >= event_timestamp.
-Clean event table: columns present with their types, identifiers and event_timestamp
-never null, summed measures >= 0, event_timestamp <= ingestion_timestamp + clock skew,
-ingestion_timestamp within the interval.
+Clean event table: the source's declared validity (`features.Validity`: required
+columns, ranges, allowed categories, finite floats, clock skew, earliest time), the
+entity keys of the views that read it never null, summed measures >= 0,
+ingestion_timestamp within the interval, and event_date the date of event_timestamp.
 
 Tolerances: counts compare exactly. Sums over nested windows may be added up in a
 different order, so they get a relative float tolerance. Approx distinct counts come
@@ -51,7 +52,7 @@ from pipelines.feature_tables import (
 )
 from pipelines.interval import Interval
 from pipelines.quality import expectations as ex
-from pipelines.tables import CLEAN_EVENTS, clean_table
+from pipelines.tables import CLEAN_EVENTS, EVENT_DATE, clean_table
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ class QualityPolicy:
     row_count_band: tuple[float, float] = (0.5, 2.0)
     hll_tolerance: float = 0.1
     float_tolerance: float = 1e-9
-    clock_skew: timedelta = timedelta(minutes=5)
 
 
 DEFAULT_POLICY = QualityPolicy()
@@ -280,9 +280,14 @@ def _value_range(feature: Feature, *, about: str, ident: list[str]) -> list[Expe
     return []
 
 
-def identifier_columns(source: EventSource) -> list[str]:
-    """Columns that identify an event or the entities it is about (named `*_id`)."""
-    return [c for c in source.columns if c.endswith("_id")]
+def entity_keys(source: EventSource, registry: Registry = REGISTRY) -> list[str]:
+    """The join keys of the feature views that aggregate `source`: never null in clean rows."""
+    keys = {
+        view.entity.join_key
+        for view in registry.views
+        if isinstance(view, FeatureView) and source.name in {s.name for s in view.sources}
+    }
+    return [c for c in source.columns if c in keys]
 
 
 def summed_columns(source: EventSource, registry: Registry = REGISTRY) -> list[str]:
@@ -300,34 +305,76 @@ def summed_columns(source: EventSource, registry: Registry = REGISTRY) -> list[s
 def clean_table_suite(
     source: EventSource, *, interval: Interval, policy: QualityPolicy = DEFAULT_POLICY
 ) -> list[Expectation]:
-    """The suite of the rows of a clean event table that arrived in `interval`."""
+    """The suite of the rows of a clean event table that arrived in `interval`: the
+    source's declared validity (what ingest enforces) plus what features rely on."""
     about = clean_table(source.name)
     schema = CLEAN_EVENTS[source.name]
-    ids = identifier_columns(source)
+    validity = source.validity
     event_ts, ingestion_ts = source.timestamp_column, source.ingestion_column
+    ids = [c for c in (source.id_column,) if c]
     ident = [*ids, event_ts, ingestion_ts]
     out = [ex.columns_match(schema.names, about=about, exact=False)]
     out += [ex.of_type(f.name, type(f.dataType).__name__, about=about) for f in schema.fields]
-    out += [ex.not_null(column, about=about, ident=ident) for column in [*ids, event_ts]]
+    required = [*ids, *validity.required, *entity_keys(source), event_ts, ingestion_ts]
+    out += [ex.not_null(column, about=about, ident=ident) for column in dict.fromkeys(required)]
+    for column, bounds in validity.ranges.items():
+        out.append(
+            ex.between(
+                column,
+                min_value=bounds.low,
+                max_value=bounds.high,
+                about=about,
+                ident=ident,
+                why="declared range",
+            )
+        )
     out += [
         ex.between(column, min_value=0, about=about, ident=ident, why="a summed measure")
         for column in summed_columns(source)
+        if column not in validity.ranges
     ]
-    skew_seconds = int(policy.clock_skew.total_seconds())
+    skew_seconds = int(validity.clock_skew.total_seconds())
     start, end = ex.timestamp_literal(interval.start), ex.timestamp_literal(interval.end)
+    earliest = ex.timestamp_literal(validity.earliest)
     rules = [
         ex.RowRule(
-            f"{event_ts} <= {ingestion_ts} + {_duration(policy.clock_skew)}",
+            f"{event_ts} <= {ingestion_ts} + {_duration(validity.clock_skew)}",
             f"{event_ts} > {ingestion_ts} + INTERVAL {skew_seconds} SECONDS",
             (event_ts, ingestion_ts),
             why="no events from the future",
+        ),
+        ex.RowRule(
+            f"{event_ts} >= {validity.earliest:%Y-%m-%d}",
+            f"{event_ts} < {earliest}",
+            (event_ts,),
+            why="no broken clocks",
         ),
         ex.RowRule(
             f"{ingestion_ts} within {interval}",
             f"{ingestion_ts} < {start} OR {ingestion_ts} >= {end}",
             (ingestion_ts,),
         ),
+        ex.RowRule(
+            f"{EVENT_DATE} is the date of {event_ts}",
+            f"{EVENT_DATE} != to_date({event_ts})",
+            (EVENT_DATE, event_ts),
+            why="compute prunes by it",
+        ),
     ]
+    for column, value_type in source.columns.items():
+        if value_type == "float64":
+            rules.append(
+                ex.RowRule(
+                    f"{column} is finite",
+                    f"isnan({column}) OR abs({column}) = double('infinity')",
+                    (column,),
+                )
+            )
+    for column, values in validity.allowed.items():
+        listed = ", ".join(f"'{v}'" for v in values)
+        rules.append(
+            ex.RowRule(f"{column} is one of {listed}", f"{column} NOT IN ({listed})", (column,))
+        )
     out.append(ex.rows_satisfy(rules, about=about, ident=ident))
     return out
 
