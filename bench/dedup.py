@@ -29,6 +29,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 from bench.feature_compute import SPARK_CONF, START
+from bench.hourly_run import copy_sources, register_sources
 
 
 def _timed(body, *args) -> tuple[float, int]:
@@ -95,10 +96,8 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-dedup-"))
-    warehouse = scratch / "data" / "warehouse"
-    for database in ("raw.db", "clean.db"):
-        shutil.copytree(Path(args.data_dir) / "warehouse" / database, warehouse / database)
-    os.environ["FEATURE_PLATFORM_DATA_DIR"] = str(scratch / "data")
+    data = copy_sources(args.data_dir, scratch / "data")
+    os.environ["FEATURE_PLATFORM_DATA_DIR"] = str(data)
     from pyspark.sql import functions as F
 
     from features.sources import EVENT_SOURCES
@@ -109,15 +108,12 @@ def main() -> None:
 
     spark = get_spark("bench-dedup", extra_conf=SPARK_CONF)
     try:
-        for database in ("raw", "clean"):
-            spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-            for table in sorted((warehouse / f"{database}.db").iterdir()):
-                spark.sql(f"CREATE TABLE {database}.{table.name} USING DELTA LOCATION '{table}'")
+        register_sources(spark, data)
         history = sum(spark.table(f"clean.{s.name}").count() for s in EVENT_SOURCES)
         began = time.perf_counter()
         ensure_accepted_ids(spark, "clean")
         built = time.perf_counter() - began
-        files, size = _dir_size(scratch / "data" / "warehouse" / "clean.db" / "accepted_ids")
+        files, size = _dir_size(data / "warehouse" / "clean.db" / "accepted_ids")
         print(
             f"history: {history:,} clean events; accepted-id index built once in {built:.1f} s "
             f"({files} files, {size / 2**20:.0f} MiB)",
@@ -163,7 +159,7 @@ def main() -> None:
                 + f"; ingest {whole:.1f} s",
                 flush=True,
             )
-        files, size = _dir_size(scratch / "data" / "warehouse" / "clean.db" / "accepted_ids")
+        files, size = _dir_size(data / "warehouse" / "clean.db" / "accepted_ids")
         print()
         print(
             f"cores: {os.cpu_count()}, Spark local[2], {history:,} events of history, "

@@ -33,6 +33,32 @@ SPARK_CONF = {
 }
 
 
+SOURCE_DATABASES = ("raw", "clean")
+
+
+def copy_sources(data_dir: str | Path, scratch: Path) -> Path:
+    """A data directory in `scratch` holding copies of `data_dir`'s raw and clean tables.
+
+    Only the Delta table directories are copied: the metastore keeps absolute locations,
+    so a copy of it would still point at the original tables (`register_sources`).
+    """
+    for database in SOURCE_DATABASES:
+        source = Path(data_dir) / "warehouse" / f"{database}.db"
+        if source.exists():
+            shutil.copytree(source, scratch / "warehouse" / f"{database}.db")
+    return scratch
+
+
+def register_sources(spark, data_dir: Path) -> None:
+    """Register the copied tables in this session's own metastore, by location."""
+    for database in SOURCE_DATABASES:
+        folder = data_dir / "warehouse" / f"{database}.db"
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+        for table in sorted(folder.iterdir()) if folder.exists() else []:
+            if not spark.catalog.tableExists(f"{database}.{table.name}"):
+                spark.sql(f"CREATE TABLE {database}.{table.name} USING DELTA LOCATION '{table}'")
+
+
 def worker(data_dir: str, first_hour: datetime, hours: int) -> dict:
     """Run in a process whose `pipelines` is the code under test (see `run_side`)."""
     import os
@@ -44,6 +70,7 @@ def worker(data_dir: str, first_hour: datetime, hours: int) -> dict:
     from pipelines.spark import get_spark
 
     spark = get_spark("bench-hourly-run", extra_conf=SPARK_CONF)
+    register_sources(spark, Path(data_dir))
     runs = []
     with RedisServer(Path(data_dir) / "bench-redis", port=free_port()) as redis:
         for n in range(hours + 1):  # the first hour warms up
@@ -152,17 +179,19 @@ def main() -> None:
     # Evening hours of the last day: busy ones.
     first_hour = START + timedelta(days=args.days - 1, hours=18)
 
-    scratch = Path(tempfile.mkdtemp(prefix="hourly-bench-baseline-"))
-    worktree, baseline_data = scratch / "code", scratch / "data"
+    scratch = Path(tempfile.mkdtemp(prefix="hourly-bench-"))
+    worktree = scratch / "code"
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.baseline],
         check=True,
         capture_output=True,
     )
     try:
-        shutil.copytree(data_dir, baseline_data, ignore=shutil.ignore_patterns("bench-redis"))
-        before = run_side(worktree, str(baseline_data), first_hour, args.hours)
-        after = run_side(ROOT, data_dir, first_hour, args.hours)
+        # Each side writes its feature tables into a data directory of its own.
+        before_data = copy_sources(data_dir, scratch / "before")
+        before = run_side(worktree, str(before_data), first_hour, args.hours)
+        after_data = copy_sources(data_dir, scratch / "after")
+        after = run_side(ROOT, str(after_data), first_hour, args.hours)
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)])
         shutil.rmtree(scratch, ignore_errors=True)

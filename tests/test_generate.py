@@ -15,7 +15,6 @@ from sklearn.metrics import roc_auc_score
 from features.sources import PLACEMENTS
 from pipelines.generate import GeneratorConfig, GeneratorConfigError, build_world, generate
 from pipelines.generate.events import arrived_events, day_events
-from pipelines.generate.world import DEFAULT_HOSTILE_SHARE
 from pipelines.interval import Interval
 from pipelines.tables import DIMENSIONS, RAW_EVENTS
 
@@ -284,19 +283,22 @@ def test_config_is_checked():
 
 START, MIDDLE, END = "2026-03-02", "2026-03-03", "2026-03-04"
 SCALE = 0.05
+# Enough hostile rows that both runs write some without a usable ingestion time.
+HOSTILE = 0.02
 
 
 @pytest.fixture(scope="module")
 def split_run(spark):
     """The same two days generated in two runs (database gen_split) and in one (gen_whole)."""
-    first = generate(spark, start=START, end=MIDDLE, scale=SCALE, database="gen_split")
-    second = generate(spark, start=MIDDLE, end=END, scale=SCALE, database="gen_split")
-    whole = generate(spark, start=START, end=END, scale=SCALE, database="gen_whole")
+    shares = {"scale": SCALE, "hostile_share": HOSTILE}
+    first = generate(spark, start=START, end=MIDDLE, database="gen_split", **shares)
+    second = generate(spark, start=MIDDLE, end=END, database="gen_split", **shares)
+    whole = generate(spark, start=START, end=END, database="gen_whole", **shares)
     return first, second, whole
 
 
 def test_generate_writes_catalog_tables_with_the_contract_schemas(spark, split_run):
-    first, _, _ = split_run
+    first, second, _ = split_run
     for name, schema in {**DIMENSIONS, **RAW_EVENTS}.items():
         table = f"gen_split.{name}"
         assert spark.catalog.tableExists(table)
@@ -317,12 +319,9 @@ def test_generate_writes_catalog_tables_with_the_contract_schemas(spark, split_r
     plays = spark.table("gen_split.playback_events")
     # Only the rows a broken producer writes (hostile_share) carry another day.
     lying = plays.where(F.col("event_date") != F.to_date("event_timestamp")).count()
-    assert lying <= 2 * DEFAULT_HOSTILE_SHARE * plays.count()
-    first_day = plays.where(
-        F.col("ingestion_timestamp").isNull()
-        | (F.col("ingestion_timestamp") < F.lit(MIDDLE).cast("timestamp"))
-    )
-    assert first_day.count() == first["playback_events"]
+    assert lying <= 2 * HOSTILE * plays.count()
+    # Every row written once, those without a usable ingestion time included.
+    assert plays.count() == first["playback_events"] + second["playback_events"]
 
 
 def test_split_runs_equal_one_run_and_reruns_change_nothing(spark, split_run):
@@ -332,10 +331,14 @@ def test_split_runs_equal_one_run_and_reruns_change_nothing(spark, split_run):
     for name in {**DIMENSIONS, **RAW_EVENTS}:
         assertDataFrameEqual(spark.table(f"gen_split.{name}"), spark.table(f"gen_whole.{name}"))
 
+    without_time = spark.table("gen_split.ad_impressions").where(
+        "ingestion_timestamp IS NULL OR year(ingestion_timestamp) = 1970"
+    )
+    assert without_time.count() > 0
     before = spark.table("gen_split.ad_impressions").toPandas()
-    generate(spark, start=MIDDLE, end=END, scale=SCALE, database="gen_split")
+    generate(spark, start=MIDDLE, end=END, scale=SCALE, hostile_share=HOSTILE, database="gen_split")
     after = spark.table("gen_split.ad_impressions").toPandas()
-    key = ["impression_id", "ingestion_timestamp"]
+    key = ["impression_id", "ingestion_timestamp", "event_timestamp"]
     pd.testing.assert_frame_equal(
         before.sort_values(key, ignore_index=True), after.sort_values(key, ignore_index=True)
     )

@@ -5,19 +5,23 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from features import EventSource
+from features.sources import EVENT_SOURCES
 from pipelines.config import RAW_DB
 from pipelines.delta_io import ensure_database, interval_predicate, replace_where, table_exists
 from pipelines.generate.dimensions import dimension_tables
 from pipelines.generate.events import EVENT_TABLES, arrived_events, to_us
 from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig, build_world
-from pipelines.interval import Interval
+from pipelines.interval import Interval, utc_literal
 from pipelines.tables import DIMENSIONS, RAW_EVENTS
 
 PARTITION_COLUMN = "event_date"
+SOURCES = {source.name: source for source in EVENT_SOURCES}
 
 
 def _to_spark(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
@@ -41,6 +45,22 @@ def _dimension_epoch_us(spark: SparkSession, database: str, start_us: int) -> in
     return min(int(existing[0]), start_us)
 
 
+def _unplaced(df: DataFrame, source: EventSource) -> Column:
+    ingested = F.col(source.ingestion_column)
+    return ingested.isNull() | (ingested < utc_literal(source.validity.earliest))
+
+
+def _add_missing(rows: DataFrame, table: str, source: EventSource) -> None:
+    """Insert the rows `table` does not hold yet (same id and times, nulls equal)."""
+    same = " AND ".join(
+        f"t.{c} <=> s.{c}"
+        for c in (str(source.id_column), source.timestamp_column, source.ingestion_column)
+    )
+    DeltaTable.forName(rows.sparkSession, table).alias("t").merge(
+        rows.alias("s"), same
+    ).whenNotMatchedInsertAll().execute()
+
+
 def _overwrite(df: DataFrame, table: str) -> None:
     ensure_database(df.sparkSession, table.split(".")[0])
     df.write.format("delta").mode("overwrite").saveAsTable(table)
@@ -62,7 +82,9 @@ def generate(
     """Write the raw rows that arrive (by ingestion time) within `[start, end)`.
 
     The dimensions are rewritten whole (they depend only on seed and scale); each
-    event table has exactly its interval replaced. Returns the rows written per table.
+    event table has exactly its interval replaced. Hostile rows whose ingestion time is
+    null or from 1970 belong to no interval: they are added unless already there, so a
+    rerun writes nothing twice. Returns the rows written per table.
     """
     interval = Interval.parse(start, end)
     config = GeneratorConfig(
@@ -85,5 +107,10 @@ def generate(
     for name in EVENT_TABLES:
         # One shuffle by date gives a file per day instead of one per Arrow batch.
         df = _to_spark(spark, events[name], RAW_EVENTS[name]).repartition(PARTITION_COLUMN)
-        replace_where(df, f"{database}.{name}", predicate=arrived, partition_by=(PARTITION_COLUMN,))
+        table = f"{database}.{name}"
+        without_time = _unplaced(df, SOURCES[name])
+        replace_where(
+            df.where(~without_time), table, predicate=arrived, partition_by=(PARTITION_COLUMN,)
+        )
+        _add_missing(df.where(without_time), table, SOURCES[name])
     return {name: table.num_rows for name, table in {**dimensions, **events}.items()}
