@@ -195,7 +195,14 @@ def arrivals(spark: SparkSession, source: EventSource, start: datetime, end: dat
         .agg(
             F.min(hour_index(source.timestamp_column)).alias("first"),
             F.count(F.lit(1)).alias("rows"),
-            F.first(F.to_json(F.struct(*[F.col(c) for c in table.columns]))).alias("example"),
+            # Only skipped rows need an example: valid ones are never turned into JSON.
+            F.first(
+                F.when(
+                    F.col("__problem").isNotNull(),
+                    F.to_json(F.struct(*[F.col(c) for c in table.columns])),
+                ),
+                ignorenulls=True,
+            ).alias("example"),
         )
         .collect()
     )

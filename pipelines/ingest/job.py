@@ -144,11 +144,8 @@ def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
                 F.max(day).alias("last"),
             ).withColumn("source", F.lit(name))
         )
-    combined = per_table[0]
-    for part in per_table[1:]:
-        combined = combined.unionByName(part)
     found = {}
-    for row in combined.collect():
+    for row in _union(per_table).collect():
         days = None if row["first"] is None else (row["first"], row["last"])
         found[row["source"]] = _Batch(int(row["rows"]), days)
     return found
@@ -179,11 +176,8 @@ def _counts(classified: dict[str, DataFrame]) -> dict[str, TableCounts]:
         df.groupBy(REASON).count().withColumn("source", F.lit(name))
         for name, df in classified.items()
     ]
-    combined = per_table[0]
-    for part in per_table[1:]:
-        combined = combined.unionByName(part)
     found: dict[str, dict[str | None, int]] = {name: {} for name in classified}
-    for row in combined.collect():
+    for row in _union(per_table).collect():
         found[row["source"]][row[REASON]] = row["count"]
     report = {}
     for name, by_reason in found.items():
@@ -204,11 +198,8 @@ def ensure_accepted_ids(spark: SparkSession, clean_database: str) -> str:
         if table_exists(spark, f"{clean_database}.{source.name}")
     ]
     if parts:
-        ids = parts[0]
-        for part in parts[1:]:
-            ids = ids.unionByName(part)
         replace_where(
-            ids,
+            _union(parts),
             table,
             predicate="true",
             partition_by=("source_table",),
