@@ -30,7 +30,8 @@ from pyspark.sql import functions as F
 from features import REGISTRY, AttributeView, FeatureView
 from pipelines.compute import compute
 from pipelines.compute.job import windowed_rows
-from pipelines.compute.windows import nested_chains
+from pipelines.compute.tiles import EVENT_HOUR, hour_index, measures_of, tiles
+from pipelines.compute.windows import HourRange, merged_tile_hours, nested_chains
 from pipelines.feature_tables import feature_table_schema
 from pipelines.interval import Interval
 
@@ -109,6 +110,35 @@ def test_plan_sorts_each_view_three_times_in_a_fixed_number_of_tasks(spark, comp
 def test_block_chains_of_windows_that_do_not_nest() -> None:
     assert nested_chains([24, 168, 672]) == [[672, 168, 24]]
     assert nested_chains([3, 24, 48, 120]) == [[120, 24, 3], [48]]
+
+
+def test_an_hourly_run_merges_the_tiles_every_output_row_sees_alike(spark) -> None:
+    """28 days of plays, one every hour, for one member; a run outputs 3 rows. Before
+    them, only the hours on a window's edge keep their own tile: a few per window, not
+    every hour of 28 days."""
+    view = REGISTRY.view("member_engagement")
+    assert isinstance(view, FeatureView)
+    source = view.sources[0]
+    end = datetime(2026, 3, 1)
+    plays = spark.createDataFrame(
+        [
+            (1, end - timedelta(hours=h, minutes=30), end - timedelta(hours=h, minutes=20))
+            for h in range(1, 28 * 24 + 1)
+        ],
+        f"member_id long, {source.timestamp_column} timestamp, {source.ingestion_column} timestamp",
+    ).withColumn("watch_seconds", F.lit(60.0))
+    last = plays.select(F.max(hour_index(source.timestamp_column))).first()[0]
+    hours = HourRange(first_row=last - 2, last_row=last, first_version=last, last_version=last)
+    measures = [
+        m for a in view.aggregations if a.column in (None, "watch_seconds") for m in measures_of(a)
+    ]
+    merged = tiles(plays, source, "member_id", measures, merged_tile_hours(view, hours))
+    before = merged.where(F.col(EVENT_HOUR) < hours.first_row)
+    edges = len(view.windows) * (hours.last_row - hours.first_row + 2)
+    assert plays.count() == 28 * 24
+    assert before.count() <= edges + len(view.windows)  # the edges, and one tile between two
+    assert merged.where(F.col(EVENT_HOUR) >= hours.first_row).count() == 3
+    assert merged.agg(F.sum(measures[0].name)).first()[0] == 28 * 24  # no play lost
 
 
 def test_windows_that_do_not_nest_match_the_oracle(spark, computed) -> None:

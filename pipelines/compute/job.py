@@ -44,7 +44,7 @@ from pipelines.compute.tiles import (
     read_events,
     tiles,
 )
-from pipelines.compute.windows import HourRange, feature_rows
+from pipelines.compute.windows import HourRange, feature_rows, merged_tile_hours
 from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, PARTITION_COLUMN, feature_table_schema
@@ -129,6 +129,7 @@ def windowed_rows(
         last_version=last_version,
     )
     read_from = _moment(first_row - view.max_window.hours)
+    merged = merged_tile_hours(view, hours)
     tiles_by_source = {}
     for source in view.sources:
         measures = []
@@ -136,7 +137,7 @@ def windowed_rows(
             if aggregation.source.name == source.name:
                 measures += [m for m in measures_of(aggregation) if m not in measures]
         events = read_events(spark, source, key, read_from, interval.end)
-        tiles_by_source[source.name] = tiles(events, source, key, measures)
+        tiles_by_source[source.name] = tiles(events, source, key, measures, merged)
     return feature_rows(view, tiles_by_source, hours)
 
 

@@ -18,6 +18,7 @@ job (Spark's ANSI overflow error) instead of losing digits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -162,13 +163,26 @@ def read_events(
     return events.where(condition & row_problem(source, events.columns, UNUSABLE).isNull())
 
 
-def tiles(events: DataFrame, source: EventSource, key: str, measures: list[Measure]) -> DataFrame:
+TileHours = Callable[[Column, Column], tuple[Column, Column]]
+
+
+def tiles(
+    events: DataFrame,
+    source: EventSource,
+    key: str,
+    measures: list[Measure],
+    merged: TileHours | None = None,
+) -> DataFrame:
     """One row per (entity, event hour, arrival hour) with every measure of `source`
-    aggregated over its events."""
+    aggregated over its events. `merged` maps an event's (event hour, arrival hour) to
+    those of the tile it goes into, where one tile may stand for several hours
+    (`pipelines.compute.windows.merged_tile_hours`)."""
+    event_hour = hour_index(source.timestamp_column)
+    arrival_hour = hour_index(source.ingestion_column)
+    if merged is not None:
+        event_hour, arrival_hour = merged(event_hour, arrival_hour)
     return events.groupBy(
-        F.col(key),
-        hour_index(source.timestamp_column).alias(EVENT_HOUR),
-        hour_index(source.ingestion_column).alias(ARRIVAL_HOUR),
+        F.col(key), event_hour.alias(EVENT_HOUR), arrival_hour.alias(ARRIVAL_HOUR)
     ).agg(*[m.tile(source).alias(m.name) for m in measures])
 
 

@@ -90,6 +90,43 @@ class HourRange:
     last_version: int
 
 
+def merged_tile_hours(
+    view: FeatureView, hours: HourRange
+) -> Callable[[Column, Column], tuple[Column, Column]]:
+    """Tile hours under which tiles that every output row sees alike become one tile.
+
+    A tile that happened and arrived before `first_row` counts for every row of the
+    range, and it is in window `w` of all of them or of none, unless its event hour
+    lies on `w`'s edge `[first_row - w, last_row - w + 1]`, where the range's rows
+    enter or leave the window. Between edges such tiles are merged into one at the
+    hour before the next edge: every output row sees the same tiles as before, and
+    the grid before the range shrinks from every active hour of the largest window
+    to a few rows per window. (An hourly run outputs about a dozen rows per entity
+    and reads 28 days of tiles.) Returns the (event hour, arrival hour) to group
+    events by, from their own.
+    """
+    edges = sorted({(hours.first_row - w, hours.last_row - w + 1) for w in plan_of(view).windows})
+
+    def merged(event_hour: Column, arrival_hour: Column) -> tuple[Column, Column]:
+        first = F.lit(hours.first_row)
+        on_edge = reduce(
+            Column.__or__, [event_hour.between(lo, hi) for lo, hi in edges], F.lit(False)
+        )
+        exact = on_edge | (event_hour >= first) | (arrival_hour >= first)
+        # Not on an edge and before the range: the next edge starts after the event hour.
+        segment_end = reduce(
+            lambda later, lo: F.when(event_hour < lo, F.lit(lo - 1)).otherwise(later),
+            sorted({lo for lo, _ in edges}, reverse=True),
+            F.lit(hours.first_row - 1),
+        )
+        return (
+            F.when(exact, event_hour).otherwise(segment_end),
+            F.when(exact, arrival_hour).otherwise(F.greatest(arrival_hour, segment_end)),
+        )
+
+    return merged
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What a view needs from the grid, derived from its declaration once."""
