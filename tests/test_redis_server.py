@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.config import settings
 from pipelines.redis_server import (
+    RedisNotConfiguredError,
     RedisServer,
     RedisUnavailableError,
     check_redis,
@@ -15,6 +16,7 @@ from pipelines.redis_server import (
     feast_connection_string,
     free_port,
     redis_client,
+    serving_redis_url,
 )
 
 pytestmark = pytest.mark.redis
@@ -100,3 +102,22 @@ def test_feast_connection_string() -> None:
         "10.0.0.5:6380,db=2,password=pw,"
     )
     assert "ssl=true" in feast_connection_string("rediss://cache.example:6379/0")
+
+
+def test_serving_reads_only_a_redis_someone_chose(tmp_path, monkeypatch) -> None:
+    from pipelines.serving.direct import OnlineReader
+
+    monkeypatch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(RedisNotConfiguredError) as info:
+        OnlineReader("ctr_model")
+    assert "\n" not in str(info.value)
+    assert "set REDIS_URL" in str(info.value) and "feature-platform redis start" in str(info.value)
+    assert not (tmp_path / "redis").exists(), "a reader must never start a server"
+    url = ensure_redis()  # the explicit development choice
+    try:
+        assert serving_redis_url() == url
+        with OnlineReader("ctr_model") as reader:
+            assert reader.get([{"member_id": 1, "ad_id": 2}])["member_id"] == [1]
+    finally:
+        RedisServer(settings().redis_dir).stop()

@@ -16,6 +16,9 @@ Redis, is most of Feast's latency for batches of entity rows (bench/online_laten
 Feast's `FeatureStore.get_online_features` and `feast serve` remain the reference
 path (the consistency check reads through them); this reader is for model servers
 that call it in their request path.
+
+Redis: `redis_url`, else REDIS_URL, else the platform's local server if it runs.
+A reader never starts a server (`RedisNotConfiguredError` instead).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 from features import REGISTRY
 from pipelines.interval import parse_time
-from pipelines.redis_server import RedisUnavailableError, ensure_redis, redis_client
+from pipelines.redis_server import RedisUnavailableError, redis_client, serving_redis_url
 from pipelines.serving.encoding import (
     TAG_DOUBLE,
     TAG_INT64,
@@ -176,7 +179,7 @@ class OnlineReader:
 
         self._views = resolve_features(features)
         self._project = project or repo_settings().project
-        self._url = redis_url or ensure_redis()
+        self._url = redis_url or serving_redis_url()
         self._client = redis_client(self._url)
         self._reads = self._plan()
         self._join_keys = sorted(read.join_key for read in self._reads)

@@ -15,6 +15,8 @@ writes a value already expired at the end of its interval; to also hide values t
 expired since, pass `as_of` (usually the request time): a feature of a view with a
 TTL whose stored event time is older than `as_of - ttl` is returned as None, as
 Feast's point-in-time join would return it for a label at `as_of`.
+
+Redis: as `pipelines.serving.direct.OnlineReader` finds it; reads never start a server.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from features import REGISTRY, DeclarationError
 from pipelines.config import settings
 from pipelines.errors import PlatformError
 from pipelines.interval import parse_time
-from pipelines.redis_server import RedisUnavailableError
+from pipelines.redis_server import RedisUnavailableError, serving_redis_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +54,7 @@ def online_store(redis_url: str | None = None) -> FeatureStore:
         if key not in _stores:
             from pipelines.serving.store import feature_store
 
-            _stores[key] = feature_store(redis_url)
+            _stores[key] = feature_store(redis_url or serving_redis_url())
         return _stores[key]
 
 
