@@ -59,7 +59,6 @@ def wide_views(features: int):  # type: ignore[no-untyped-def]
     columns = {f"f{i:02d}_{kinds[i % 5]}": kinds[i % 5] for i in range(features)}
     source = DimensionSource(
         "bench_wide",
-        table="bench.wide",
         key_column="member_id",
         columns={"member_id": "int64", **columns},
     )

@@ -32,6 +32,8 @@ from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from features.catalog import CLEAN, FEATURES, table_name
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 
@@ -175,11 +177,21 @@ def _check_columns(source: str, columns: dict[str, str]) -> None:
 
 
 @dataclass(frozen=True)
+class Carried:
+    """Columns that a source's raw rows lack: ingest copies them from the accepted row of
+    event source `source` with the same `on` value, and a raw row without one is an
+    orphan. (A click carries its impression's member and ad.)"""
+
+    source: str
+    on: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EventSource:
     """A clean event table: append-only facts with an event time and an arrival time."""
 
     name: str
-    table: str
     columns: dict[str, str]
     timestamp_column: str = "event_timestamp"
     ingestion_column: str = "ingestion_timestamp"
@@ -191,19 +203,52 @@ class EventSource:
     # duplicate, whatever its other fields say.
     id_column: str | None = None
     validity: Validity = field(default_factory=Validity)
+    carried: Carried | None = None
+    # Tables of events are partitioned by the UTC date of the event time.
+    partition_column: str = "event_date"
 
     def __post_init__(self) -> None:
         _check_columns(self.name, self.columns)
         self.validity.check(self.name, self.columns)
         if self.id_column is not None and self.id_column not in self.columns:
             raise DeclarationError(f"source {self.name}: id column {self.id_column!r} is unknown")
+        if self.carried is not None:
+            for column in (self.carried.on, *self.carried.columns):
+                if column not in self.columns:
+                    raise DeclarationError(
+                        f"source {self.name}: carried column {column!r} is not one of its columns"
+                    )
+            if self.carried.on in self.carried.columns:
+                raise DeclarationError(
+                    f"source {self.name}: {self.carried.on!r} is carried and matched on"
+                )
+        times = (self.timestamp_column, self.ingestion_column, self.partition_column)
+        for column in times:
+            check_name(f"time column of source {self.name}", column)
+            if column in self.columns:
+                raise DeclarationError(
+                    f"source {self.name}: {column!r} is a time column, not a declared column"
+                )
+        if len(set(times)) != len(times):
+            raise DeclarationError(f"source {self.name}: its time columns must differ")
         if self.max_lateness < timedelta(0):
             raise DeclarationError(f"source {self.name}: max_lateness must not be negative")
+
+    @property
+    def raw_columns(self) -> dict[str, str]:
+        """The declared columns a producer writes (all but the carried ones)."""
+        carried = () if self.carried is None else self.carried.columns
+        return {c: t for c, t in self.columns.items() if c not in carried}
 
     def column_type(self, column: str) -> str:
         if column not in self.columns:
             raise DeclarationError(f"source {self.name} has no column {column!r}")
         return self.columns[column]
+
+    @property
+    def table(self) -> str:
+        """The clean table ingest writes."""
+        return table_name(CLEAN, self.name)
 
 
 def check_serving_lag(view: str, lag: timedelta) -> None:
@@ -219,7 +264,6 @@ class DimensionSource:
     """A dimension table (one row per key, versioned by ingestion time)."""
 
     name: str
-    table: str
     key_column: str
     columns: dict[str, str]
     ingestion_column: str = "ingestion_timestamp"
@@ -236,6 +280,11 @@ class DimensionSource:
         if column not in self.columns:
             raise DeclarationError(f"source {self.name} has no column {column!r}")
         return self.columns[column]
+
+    @property
+    def table(self) -> str:
+        """The clean table ingest writes."""
+        return table_name(CLEAN, self.name)
 
 
 class Op(StrEnum):
@@ -400,7 +449,7 @@ class FeatureView:
 
     @property
     def table(self) -> str:
-        return f"features.{self.name}"
+        return table_name(FEATURES, self.name)
 
     @property
     def effective_ttl(self) -> timedelta:
@@ -444,7 +493,7 @@ class AttributeView:
 
     @property
     def table(self) -> str:
-        return f"features.{self.name}"
+        return table_name(FEATURES, self.name)
 
     @property
     def effective_ttl(self) -> timedelta:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from features.core import DimensionSource, EventSource, Range, Validity
+from features.core import Carried, DeclarationError, DimensionSource, EventSource, Range, Validity
 
 DEVICES = ("tv", "mobile", "web", "tablet", "console")
 PLACEMENTS = ("preroll", "midroll", "pause_screen", "banner")
@@ -16,7 +16,6 @@ PLANS = ("ads", "basic", "standard", "premium")
 
 playback_events = EventSource(
     "playback_events",
-    table="clean.playback_events",
     columns={
         "event_id": "string",
         "member_id": "int64",
@@ -35,7 +34,6 @@ playback_events = EventSource(
 )
 ad_impressions = EventSource(
     "ad_impressions",
-    table="clean.ad_impressions",
     columns={
         "impression_id": "string",
         "member_id": "int64",
@@ -50,33 +48,30 @@ ad_impressions = EventSource(
 )
 ad_clicks = EventSource(
     "ad_clicks",
-    table="clean.ad_clicks",
     columns={"impression_id": "string", "member_id": "int64", "ad_id": "int64"},
     description="One row per click, carrying its impression's member and ad.",
     # A device that uploads late uploads up to 12 hours of events; a click travels with
     # its impression, which adds a few seconds.
     max_lateness=timedelta(hours=13),
     id_column="impression_id",
-    # member_id and ad_id are not in the raw click: ingest takes them from the impression.
     validity=Validity(required=("impression_id",)),
+    # The raw click names its impression only; its member and ad come from there.
+    carried=Carried("ad_impressions", on="impression_id", columns=("member_id", "ad_id")),
 )
 
 members = DimensionSource(
     "members",
-    table="clean.members",
     key_column="member_id",
     columns={"member_id": "int64", "country": "string", "plan": "string", "signup_date": "date"},
     validity=Validity(allowed={"plan": PLANS}),
 )
 titles = DimensionSource(
     "titles",
-    table="clean.titles",
     key_column="title_id",
     columns={"title_id": "int64", "genre": "string", "release_date": "date"},
 )
 ads = DimensionSource(
     "ads",
-    table="clean.ads",
     key_column="ad_id",
     columns={
         "ad_id": "int64",
@@ -90,3 +85,27 @@ ads = DimensionSource(
 
 DIMENSION_SOURCES = (members, titles, ads)
 EVENT_SOURCES = (playback_events, ad_impressions, ad_clicks)
+
+
+def _check_carried(sources: tuple[EventSource, ...]) -> None:
+    """A carried column comes from an event source declared (and ingested) before."""
+    earlier: dict[str, EventSource] = {}
+    for source in sources:
+        carried = source.carried
+        if carried is not None:
+            parent = earlier.get(carried.source)
+            if parent is None:
+                raise DeclarationError(
+                    f"source {source.name} carries columns of {carried.source!r}, "
+                    "which is not an event source declared before it"
+                )
+            for column in (carried.on, *carried.columns):
+                if parent.columns.get(column) != source.columns[column]:
+                    raise DeclarationError(
+                        f"source {source.name}: carried column {column!r} is not a column of "
+                        f"{parent.name} with the same type"
+                    )
+        earlier[source.name] = source
+
+
+_check_carried(EVENT_SOURCES)

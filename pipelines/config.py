@@ -14,11 +14,7 @@ DATA_DIR_ENV = "FEATURE_PLATFORM_DATA_DIR"
 REDIS_URL_ENV = "REDIS_URL"
 SPARK_MASTER_ENV = "FEATURE_PLATFORM_SPARK_MASTER"
 
-# Catalog databases: one per layer so `SHOW TABLES IN <layer>` tells the story.
-RAW_DB = "raw"
-CLEAN_DB = "clean"
-FEATURES_DB = "features"
-MONITORING_DB = "monitoring"
+# Database names: features.catalog.
 
 
 @dataclass(frozen=True)

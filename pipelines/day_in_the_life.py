@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from features import REGISTRY
-from pipelines.config import RAW_DB
+from features.catalog import RAW, table_name
 from pipelines.interval import HOUR, Interval, floor_hour, from_unix_micros, utc_literal
 from pipelines.serving.direct import OnlineReader
 from pipelines.serving.request_log import RequestLog
@@ -51,7 +51,7 @@ def requests_in(
 ) -> list[tuple[datetime, int, int]]:
     """Up to `limit` ad requests (time, member, ad) of the traffic hour, from the raw
     impressions (what the ad server saw, whenever it reached the pipeline)."""
-    impressions = spark.table(f"{RAW_DB}.ad_impressions").where(
+    impressions = spark.table(table_name(RAW, "ad_impressions")).where(
         F.col("member_id").isNotNull()
         & F.col("ad_id").isNotNull()
         & (F.col("event_timestamp") >= utc_literal(traffic.start))

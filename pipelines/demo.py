@@ -224,8 +224,10 @@ def _example_entities(spark: Any) -> list[dict[str, Any]]:
     """The busiest member and ads of the last impressions: entities with values to show."""
     from pyspark.sql import functions as F
 
+    from features.sources import ad_impressions
+
     rows = (
-        spark.table("clean.ad_impressions")
+        spark.table(ad_impressions.table)
         .groupBy("member_id", "ad_id")
         .agg(F.max("event_timestamp").alias("last_seen"))
         .orderBy(F.desc("last_seen"), "member_id", "ad_id")

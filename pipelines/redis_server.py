@@ -395,17 +395,6 @@ def serving_redis_url(conf: Settings | None = None) -> str:
 
 
 @contextmanager
-def running_redis(directory: Path, **kwargs: object) -> Iterator[RedisServer]:
-    """A server for the duration of a block (tests, benchmarks), stopped afterwards."""
-    server = RedisServer(directory, **kwargs)  # type: ignore[arg-type]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextmanager
 def running_redis_cluster(directory: Path, nodes: int = 3) -> Iterator[str]:
     """A local Redis Cluster of `nodes` primaries (slots split evenly) for a block; yields
     its `redis+cluster://` URL. For tests and benchmarks: no replicas, no persistence

@@ -1,84 +1,47 @@
-"""Schemas and names of the raw and clean tables (the platform's storage contract)."""
+"""Schemas and names of the raw and clean tables, derived from the source declarations.
+
+A source's table has its declared columns in declared order, then (events) its event
+time, its ingestion time and its partition column, the UTC date of the event time;
+(dimensions) its ingestion time. A raw event table lacks the columns the source
+carries from another one (`features.Carried`). Nothing here is written by hand, so a
+column added to a source in `features/sources.py` reaches every table, ingest rule,
+quality suite and the generator.
+"""
 
 from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from pipelines.config import CLEAN_DB, RAW_DB
+from features.catalog import CLEAN, table_name
+from features.core import DimensionSource, EventSource
+from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
+from pipelines.feature_tables import spark_type
 
 TS = T.TimestampType()
-# Clean and raw event tables are partitioned by the UTC date of the event time.
-EVENT_DATE = "event_date"
 
-MEMBERS = T.StructType(
-    [
-        T.StructField("member_id", T.LongType()),
-        T.StructField("country", T.StringType()),
-        T.StructField("plan", T.StringType()),
-        T.StructField("signup_date", T.DateType()),
-        T.StructField("ingestion_timestamp", TS),
-    ]
-)
-TITLES = T.StructType(
-    [
-        T.StructField("title_id", T.LongType()),
-        T.StructField("genre", T.StringType()),
-        T.StructField("release_date", T.DateType()),
-        T.StructField("ingestion_timestamp", TS),
-    ]
-)
-ADS = T.StructType(
-    [
-        T.StructField("ad_id", T.LongType()),
-        T.StructField("campaign_id", T.LongType()),
-        T.StructField("advertiser", T.StringType()),
-        T.StructField("category", T.StringType()),
-        T.StructField("bid_cpm", T.DoubleType()),
-        T.StructField("ingestion_timestamp", TS),
-    ]
-)
-PLAYBACK_EVENTS = T.StructType(
-    [
-        T.StructField("event_id", T.StringType()),
-        T.StructField("member_id", T.LongType()),
-        T.StructField("title_id", T.LongType()),
-        T.StructField("device", T.StringType()),
-        T.StructField("event_timestamp", TS),
-        T.StructField("watch_seconds", T.DoubleType()),
-        T.StructField("ingestion_timestamp", TS),
-        T.StructField("event_date", T.DateType()),
-    ]
-)
-AD_IMPRESSIONS = T.StructType(
-    [
-        T.StructField("impression_id", T.StringType()),
-        T.StructField("member_id", T.LongType()),
-        T.StructField("ad_id", T.LongType()),
-        T.StructField("placement", T.StringType()),
-        T.StructField("event_timestamp", TS),
-        T.StructField("ingestion_timestamp", TS),
-        T.StructField("event_date", T.DateType()),
-    ]
-)
-RAW_AD_CLICKS = T.StructType(
-    [
-        T.StructField("impression_id", T.StringType()),
-        T.StructField("event_timestamp", TS),
-        T.StructField("ingestion_timestamp", TS),
-        T.StructField("event_date", T.DateType()),
-    ]
-)
-# Clean clicks carry the impression's member and ad, so features can key on them.
-CLEAN_AD_CLICKS = T.StructType(
-    [
-        T.StructField("impression_id", T.StringType()),
-        T.StructField("member_id", T.LongType()),
-        T.StructField("ad_id", T.LongType()),
-        T.StructField("event_timestamp", TS),
-        T.StructField("ingestion_timestamp", TS),
-        T.StructField("event_date", T.DateType()),
-    ]
-)
+
+def _schema(source: EventSource | DimensionSource, columns: dict[str, str]) -> T.StructType:
+    fields = [T.StructField(name, spark_type(value_type)) for name, value_type in columns.items()]
+    if isinstance(source, EventSource):
+        fields += [
+            T.StructField(source.timestamp_column, TS),
+            T.StructField(source.ingestion_column, TS),
+            T.StructField(source.partition_column, T.DateType()),
+        ]
+    else:
+        fields.append(T.StructField(source.ingestion_column, TS))
+    return T.StructType(fields)
+
+
+def clean_schema(source: EventSource | DimensionSource) -> T.StructType:
+    return _schema(source, source.columns)
+
+
+def raw_schema(source: EventSource | DimensionSource) -> T.StructType:
+    columns = source.raw_columns if isinstance(source, EventSource) else source.columns
+    return _schema(source, columns)
+
+
 # One quarantine table for every source: the raw row kept whole as JSON.
 QUARANTINE = T.StructType(
     [
@@ -100,25 +63,10 @@ ACCEPTED_IDS = T.StructType(
     ]
 )
 
-DIMENSIONS = {"members": MEMBERS, "titles": TITLES, "ads": ADS}
-RAW_EVENTS = {
-    "playback_events": PLAYBACK_EVENTS,
-    "ad_impressions": AD_IMPRESSIONS,
-    "ad_clicks": RAW_AD_CLICKS,
-}
-CLEAN_EVENTS = {
-    "playback_events": PLAYBACK_EVENTS,
-    "ad_impressions": AD_IMPRESSIONS,
-    "ad_clicks": CLEAN_AD_CLICKS,
-}
-
-
-def raw_table(name: str) -> str:
-    return f"{RAW_DB}.{name}"
+DIMENSIONS = {source.name: clean_schema(source) for source in DIMENSION_SOURCES}
+RAW_EVENTS = {source.name: raw_schema(source) for source in EVENT_SOURCES}
+CLEAN_EVENTS = {source.name: clean_schema(source) for source in EVENT_SOURCES}
 
 
 def clean_table(name: str) -> str:
-    return f"{CLEAN_DB}.{name}"
-
-
-QUARANTINE_TABLE = clean_table("quarantine")
+    return table_name(CLEAN, name)

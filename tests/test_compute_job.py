@@ -85,7 +85,7 @@ def test_unknown_view_is_refused_before_any_write(spark, computed) -> None:
 
 def test_missing_source_table_is_refused_before_any_write(spark, computed) -> None:
     before = version(spark, TABLES[0])
-    ghost = EventSource("ghost_events", table="clean.ghost_events", columns={"member_id": "int64"})
+    ghost = EventSource("ghost_events", columns={"member_id": "int64"})
     view = FeatureView(
         "ghost_activity", member, (Aggregation(ghost, Op.COUNT, ("1d",), alias="ghosts"),)
     )

@@ -109,21 +109,18 @@ def test_two_hours_then_a_rerun_then_a_failing_gate(spark, pipeline_env):
 
     # Bad clean data for the third hour (as if an upstream writer produced it): the gate
     # fails, nothing is materialized, Redis keeps its values.
-    bad = spark.createDataFrame(
-        [
-            (
-                "bad-1",
-                None,
-                1,
-                "tv",
-                H2.replace(tzinfo=None) + timedelta(minutes=5),
-                60.0,
-                H2.replace(tzinfo=None) + timedelta(minutes=6),
-                H2.date(),
-            )
-        ],
-        spark.table("clean.playback_events").schema,
-    )
+    schema = spark.table("clean.playback_events").schema
+    row = {
+        "event_id": "bad-1",
+        "member_id": None,
+        "title_id": 1,
+        "device": "tv",
+        "event_timestamp": H2.replace(tzinfo=None) + timedelta(minutes=5),
+        "watch_seconds": 60.0,
+        "ingestion_timestamp": H2.replace(tzinfo=None) + timedelta(minutes=6),
+        "event_date": H2.date(),
+    }
+    bad = spark.createDataFrame([tuple(row[name] for name in schema.names)], schema)
     bad.write.format("delta").mode("append").saveAsTable("clean.playback_events")
     states = run_dag_once("feature_pipeline", H2, H3, retries=0, mark_success_pattern="^ingest$")
     assert states["validate"] == "failed"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from features import DeclarationError, EventSource
-from features.core import Range, Validity
+from features.core import Carried, Range, Validity
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS
 
@@ -24,7 +24,6 @@ SPARK_TYPES = {
 def _source(**validity) -> EventSource:
     return EventSource(
         "plays",
-        table="clean.plays",
         columns={"play_id": "string", "seconds": "float64", "device": "string"},
         id_column="play_id",
         validity=Validity(**validity),
@@ -52,7 +51,7 @@ def test_ranges_and_identity_are_checked():
     with pytest.raises(DeclarationError, match="empty range"):
         Range(5, 1)
     with pytest.raises(DeclarationError, match="id column 'nope' is unknown"):
-        EventSource("plays", table="clean.plays", columns={"a": "string"}, id_column="nope")
+        EventSource("plays", columns={"a": "string"}, id_column="nope")
 
 
 def test_every_event_source_declares_its_identity_and_validity():
@@ -72,3 +71,64 @@ def test_clean_tables_hold_exactly_the_declared_columns():
             times |= {source.timestamp_column, "event_date"}
         assert {c: t for c, t in stored.items() if c not in times} == declared, source.name
         assert times <= set(stored), source.name
+
+
+def test_a_column_added_to_a_source_reaches_raw_and_clean_tables():
+    from dataclasses import replace
+
+    from features.sources import playback_events
+    from pipelines.tables import clean_schema, raw_schema
+
+    widened = replace(
+        playback_events,
+        columns={**playback_events.columns, "bitrate_kbps": "int64", "title_id": "string"},
+    )
+    for schema in (raw_schema(widened), clean_schema(widened)):
+        types = {f.name: type(f.dataType).__name__ for f in schema.fields}
+        assert types["bitrate_kbps"] == "LongType"
+        assert types["title_id"] == "StringType"
+        assert schema.fieldNames()[-3:] == ["event_timestamp", "ingestion_timestamp", "event_date"]
+
+
+def test_carried_columns_are_in_the_clean_table_only():
+    from features.sources import ad_clicks
+    from pipelines.tables import RAW_EVENTS
+
+    assert ad_clicks.carried is not None
+    raw, clean = RAW_EVENTS["ad_clicks"].fieldNames(), CLEAN_EVENTS["ad_clicks"].fieldNames()
+    assert set(clean) - set(raw) == set(ad_clicks.carried.columns) == {"member_id", "ad_id"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"carried": Carried("plays", on="play_id", columns=("nope",))}, "carried column 'nope'"),
+        ({"carried": Carried("plays", on="play_id", columns=("play_id",))}, "carried and matched"),
+        ({"partition_column": "device"}, "'device' is a time column"),
+        ({"timestamp_column": "ingestion_timestamp"}, "time columns must differ"),
+    ],
+)
+def test_bad_carried_or_time_columns_are_refused(change, message):
+    from dataclasses import replace
+
+    with pytest.raises(DeclarationError, match=message):
+        replace(_source(), **change)
+
+
+def test_only_the_catalog_spells_a_database_name():
+    import re
+    from pathlib import Path
+
+    from features.catalog import LAYERS
+
+    root = Path(__file__).resolve().parents[1]
+    spelled = re.compile(rf"[\"'](?:{'|'.join(LAYERS)})\.[a-z_{{]")
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("features", "pipelines", "dags", "feature_repo")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "catalog.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if spelled.search(line)
+    ]
+    assert found == []

@@ -342,3 +342,21 @@ def test_split_runs_equal_one_run_and_reruns_change_nothing(spark, split_run):
     pd.testing.assert_frame_equal(
         before.sort_values(key, ignore_index=True), after.sort_values(key, ignore_index=True)
     )
+
+
+def test_rows_reach_spark_by_column_name_and_unmodelled_columns_are_null(spark):
+    """A column added to a source's declaration needs no generator change to be written."""
+    from pyspark.sql import types as T
+
+    from pipelines.generate.job import _to_spark
+
+    schema = T.StructType(
+        [
+            T.StructField("event_id", T.StringType()),
+            T.StructField("bitrate_kbps", T.LongType()),
+            T.StructField("watch_seconds", T.DoubleType()),
+        ]
+    )
+    built = pa.table({"watch_seconds": [1.5, 2.5], "event_id": ["a", "b"]})
+    rows = _to_spark(spark, built, schema).orderBy("event_id").collect()
+    assert [tuple(r) for r in rows] == [("a", None, 1.5), ("b", None, 2.5)]

@@ -21,7 +21,7 @@ from features import REGISTRY
 from pipelines.compute import compute
 from pipelines.generate import generate
 from pipelines.ingest import ingest
-from pipelines.tables import MEMBERS, PLAYBACK_EVENTS
+from pipelines.tables import CLEAN_EVENTS, DIMENSIONS
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,7 @@ END = D0 + timedelta(hours=6)
 AFTER = END + timedelta(hours=1)
 VIEWS = [REGISTRY.view("member_engagement"), REGISTRY.view("member_profile")]
 MEMBER = 1  # a member of the generated world
+PLAYS = CLEAN_EVENTS["playback_events"]  # raw plays have the same columns
 CONFLICTED = 990_001  # a member whose two rows of one instant disagree
 
 
@@ -42,7 +43,7 @@ def naive(moment: datetime) -> datetime:
 def _play(event_id: str, when: datetime | None, watch: float, arrived: datetime | None, **kw):
     day = kw.get("event_date", None if when is None else when.date())
     device = kw.get("device", "tv")
-    return (event_id, MEMBER, 1, device, when, watch, arrived, day)
+    return (event_id, MEMBER, 1, device, watch, when, arrived, day)
 
 
 ARRIVED = SPLIT + timedelta(minutes=20)
@@ -115,19 +116,17 @@ def pipeline(spark: SparkSession) -> Iterator[dict]:
         moved["member_id"],
         moved["title_id"],
         moved["device"],
-        moved_event,
         moved["watch_seconds"],
+        moved_event,
         ARRIVED,
         moved_event.date(),
     )
-    _append(
-        spark, [row for row, _ in HOSTILE.values()] + [copy], PLAYBACK_EVENTS, "raw.playback_events"
-    )
+    _append(spark, [row for row, _ in HOSTILE.values()] + [copy], PLAYS, "raw.playback_events")
     conflicting = [
         (CONFLICTED, "US", "basic", date(2020, 1, 1), ARRIVED),
         (CONFLICTED, "US", "premium", date(2020, 1, 1), ARRIVED),
     ]
-    _append(spark, conflicting, MEMBERS, "raw.members")
+    _append(spark, conflicting, DIMENSIONS["members"], "raw.members")
     report = ingest(spark, start=SPLIT, end=END)
     clear_features(spark)
     compute(spark, start=D0, end=END, views=VIEWS)
@@ -198,21 +197,21 @@ def test_compute_skips_and_counts_bad_rows_written_around_ingest(spark, pipeline
     """Another tool wrote bad rows straight into the clean table: compute goes on."""
     arrived = END + timedelta(minutes=5)
     bad = [
-        ("x-valid", MEMBER, 1, "tv", END, 100.0, arrived, END.date()),
-        ("x-nan", MEMBER, 1, "tv", END, math.nan, arrived, END.date()),
-        ("x-absurd", MEMBER, 1, "tv", END, 1e30, arrived, END.date()),
+        ("x-valid", MEMBER, 1, "tv", 100.0, END, arrived, END.date()),
+        ("x-nan", MEMBER, 1, "tv", math.nan, END, arrived, END.date()),
+        ("x-absurd", MEMBER, 1, "tv", 1e30, END, arrived, END.date()),
         (
             "x-1970",
             MEMBER,
             1,
             "tv",
-            datetime(1970, 1, 2, tzinfo=UTC),
             5.0,
+            datetime(1970, 1, 2, tzinfo=UTC),
             arrived,
             date(1970, 1, 2),
         ),
     ]
-    _append(spark, bad, PLAYBACK_EVENTS, "clean.playback_events")
+    _append(spark, bad, PLAYS, "clean.playback_events")
     try:
         with caplog.at_level(logging.WARNING, logger="pipelines.compute.job"):
             compute(spark, start=END, end=AFTER, views=[REGISTRY.view("member_engagement")])

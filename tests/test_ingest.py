@@ -17,7 +17,7 @@ from pipelines.generate.dimensions import conflicting_members
 from pipelines.generate.events import arrived_events
 from pipelines.ingest import ingest
 from pipelines.interval import Interval
-from pipelines.tables import AD_IMPRESSIONS, ADS, MEMBERS, PLAYBACK_EVENTS, RAW_AD_CLICKS, TITLES
+from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, QUARANTINE, RAW_EVENTS
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 FIRST = (T0, T0 + timedelta(hours=1))
@@ -37,7 +37,7 @@ def _write(spark: SparkSession, rows: list[tuple], schema, table: str) -> None:
 
 def _play(event_id, member_id, title_id, event_min, watch, ingest_min):
     event = at(event_min)
-    return (event_id, member_id, title_id, "tv", event, watch, at(ingest_min), event.date())
+    return (event_id, member_id, title_id, "tv", watch, event, at(ingest_min), event.date())
 
 
 def _impression(impression_id, member_id, ad_id, event_min, ingest_min):
@@ -53,7 +53,7 @@ def _click(impression_id, event_min, ingest_min):
 SIGNUP = date(2024, 1, 1)
 RAW_ROWS = {
     "members": (
-        MEMBERS,
+        DIMENSIONS["members"],
         [
             (1, "US", "ads", SIGNUP, at(1)),
             (2, "DE", "premium", SIGNUP, at(1)),
@@ -62,10 +62,10 @@ RAW_ROWS = {
             (1, "US", "basic", SIGNUP, at(90)),  # a new version, second hour
         ],
     ),
-    "titles": (TITLES, [(10, "drama", SIGNUP, at(1))]),
-    "ads": (ADS, [(100, 7, "advertiser_001", "retail", 5.0, at(1))]),
+    "titles": (DIMENSIONS["titles"], [(10, "drama", SIGNUP, at(1))]),
+    "ads": (DIMENSIONS["ads"], [(100, 7, "advertiser_001", "retail", 5.0, at(1))]),
     "playback_events": (
-        PLAYBACK_EVENTS,
+        RAW_EVENTS["playback_events"],
         [
             _play("p1", 1, 10, 5, 600.0, 6),
             _play(None, 1, 10, 5, 600.0, 6),  # null:event_id
@@ -83,7 +83,7 @@ RAW_ROWS = {
         ],
     ),
     "ad_impressions": (
-        AD_IMPRESSIONS,
+        RAW_EVENTS["ad_impressions"],
         [
             _impression("i1", 1, 100, 5, 6),
             _impression("i2", 2, 100, 7, 8),
@@ -94,7 +94,7 @@ RAW_ROWS = {
         ],
     ),
     "ad_clicks": (
-        RAW_AD_CLICKS,
+        RAW_EVENTS["ad_clicks"],
         [
             _click("i1", 6, 7),
             _click("imp-missing", 6, 7),  # orphan:impression_id
@@ -190,17 +190,7 @@ def test_each_defect_gets_its_reason_and_valid_rows_stay_clean(spark, inline):
 
 
 def test_clean_tables_keep_the_contract_schemas(spark, inline):
-    from pipelines.tables import CLEAN_AD_CLICKS, QUARANTINE
-
-    expected = {
-        "members": MEMBERS,
-        "titles": TITLES,
-        "ads": ADS,
-        "playback_events": PLAYBACK_EVENTS,
-        "ad_impressions": AD_IMPRESSIONS,
-        "ad_clicks": CLEAN_AD_CLICKS,
-        "quarantine": QUARANTINE,
-    }
+    expected = {**DIMENSIONS, **CLEAN_EVENTS, "quarantine": QUARANTINE}
     for name, schema in expected.items():
         actual = spark.table(f"inline_clean.{name}").schema
         assert [(f.name, f.dataType) for f in actual] == [(f.name, f.dataType) for f in schema]

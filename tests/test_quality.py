@@ -218,9 +218,7 @@ def descriptions(report: ValidationReport, table: str, column: str) -> list[str]
 
 
 def test_suites_follow_the_declarations_not_a_column_list():
-    plays = EventSource(
-        "plays", table="clean.plays", columns={"member_id": "int64", "title_id": "int64"}
-    )
+    plays = EventSource("plays", columns={"member_id": "int64", "title_id": "int64"})
     view = FeatureView(
         "toy",
         entity=member,

@@ -20,9 +20,12 @@ from pyspark.sql import functions as F
 from features import REGISTRY
 from pipelines.compute.backfill import completed, is_covered, record
 from pipelines.interval import Interval, utc_literal
-from pipelines.tables import AD_IMPRESSIONS, CLEAN_AD_CLICKS
+from pipelines.tables import CLEAN_EVENTS
 from pipelines.training import click_labels
 from pipelines.training.asof import label_stats
+
+AD_IMPRESSIONS = CLEAN_EVENTS["ad_impressions"]
+CLEAN_AD_CLICKS = CLEAN_EVENTS["ad_clicks"]
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 # 01:30 in New York twice: 05:30 UTC (daylight time) and 06:30 UTC (standard time).

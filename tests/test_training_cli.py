@@ -10,7 +10,10 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.delta_io import replace_where
-from pipelines.tables import AD_IMPRESSIONS, CLEAN_AD_CLICKS, clean_table
+from pipelines.tables import CLEAN_EVENTS, clean_table
+
+AD_IMPRESSIONS = CLEAN_EVENTS["ad_impressions"]
+CLEAN_AD_CLICKS = CLEAN_EVENTS["ad_clicks"]
 
 B = datetime(2026, 3, 2)
 

@@ -8,8 +8,11 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from pipelines.interval import Interval
-from pipelines.tables import AD_IMPRESSIONS, CLEAN_AD_CLICKS
+from pipelines.tables import CLEAN_EVENTS
 from pipelines.training import click_labels
+
+AD_IMPRESSIONS = CLEAN_EVENTS["ad_impressions"]
+CLEAN_AD_CLICKS = CLEAN_EVENTS["ad_clicks"]
 
 B = datetime(2026, 3, 2)
 

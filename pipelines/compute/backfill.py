@@ -20,13 +20,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features import AnyView
+from features.catalog import MONITORING, table_name
 from pipelines.compute.job import Moment, ViewRef, compute, require_sources, select_views
-from pipelines.config import MONITORING_DB
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import IntervalError
 from pipelines.interval import HOUR, Interval, from_unix_micros
 
-PROGRESS_TABLE = f"{MONITORING_DB}.backfill_progress"
+PROGRESS_TABLE = table_name(MONITORING, "backfill_progress")
 PROGRESS_SCHEMA = T.StructType(
     [
         T.StructField("view", T.StringType()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.config import RAW_DB
+from features.catalog import RAW, table_name
 from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig
 from pipelines.interval import Interval
 
@@ -33,7 +33,7 @@ def _generate(start: str, end: str, config: dict[str, float | int]) -> None:
         f"generated raw data arriving in {interval} (scale {checked.scale:g}, seed {checked.seed})"
     )
     for name, rows in counts.items():
-        typer.echo(f"  {RAW_DB}.{name:<16} {rows:>12,} rows")
+        typer.echo(f"  {table_name(RAW, name):<20} {rows:>12,} rows")
 
 
 def generate_command(

@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from features import EventSource
+from features.catalog import RAW
 from features.sources import EVENT_SOURCES
-from pipelines.config import RAW_DB
 from pipelines.delta_io import ensure_database, interval_predicate, replace_where, table_exists
 from pipelines.generate.dimensions import dimension_tables
 from pipelines.generate.events import EVENT_TABLES, arrived_events, to_us
@@ -20,14 +20,18 @@ from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig, bui
 from pipelines.interval import Interval, utc_literal
 from pipelines.tables import DIMENSIONS, RAW_EVENTS
 
-PARTITION_COLUMN = "event_date"
 SOURCES = {source.name: source for source in EVENT_SOURCES}
 
 
 def _to_spark(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
     if table.num_rows == 0:
         return spark.createDataFrame([], schema)
-    return spark.createDataFrame(table, schema)
+    # By name: the declared column order need not be the order the rows were built in. A
+    # declared column the generator has no model for is written as nulls.
+    for name in schema.fieldNames():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows))
+    return spark.createDataFrame(table.select(schema.fieldNames()), schema)
 
 
 def _dimension_epoch_us(spark: SparkSession, database: str, start_us: int) -> int:
@@ -77,7 +81,7 @@ def generate(
     malformed_share: float = 0.01,
     duplicate_share: float = 0.005,
     hostile_share: float = DEFAULT_HOSTILE_SHARE,
-    database: str = RAW_DB,
+    database: str = RAW,
 ) -> dict[str, int]:
     """Write the raw rows that arrive (by ingestion time) within `[start, end)`.
 
@@ -105,12 +109,16 @@ def generate(
     for name, table in dimensions.items():
         _overwrite(_to_spark(spark, table, DIMENSIONS[name]), f"{database}.{name}")
     for name in EVENT_TABLES:
+        source = SOURCES[name]
         # One shuffle by date gives a file per day instead of one per Arrow batch.
-        df = _to_spark(spark, events[name], RAW_EVENTS[name]).repartition(PARTITION_COLUMN)
+        df = _to_spark(spark, events[name], RAW_EVENTS[name]).repartition(source.partition_column)
         table = f"{database}.{name}"
-        without_time = _unplaced(df, SOURCES[name])
+        without_time = _unplaced(df, source)
         replace_where(
-            df.where(~without_time), table, predicate=arrived, partition_by=(PARTITION_COLUMN,)
+            df.where(~without_time),
+            table,
+            predicate=arrived,
+            partition_by=(source.partition_column,),
         )
-        _add_missing(df.where(without_time), table, SOURCES[name])
+        _add_missing(df.where(without_time), table, source)
     return {name: table.num_rows for name, table in {**dimensions, **events}.items()}

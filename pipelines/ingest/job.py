@@ -27,8 +27,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import EventSource
+from features.catalog import CLEAN, RAW
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
-from pipelines.config import CLEAN_DB, RAW_DB
 from pipelines.delta_io import interval_predicate, replace_where, require_table, table_exists
 from pipelines.errors import IntervalError
 from pipelines.ingest.rules import (
@@ -43,11 +43,10 @@ from pipelines.interval import Interval, sql_timestamp, utc_literal
 from pipelines.tables import ACCEPTED_IDS, CLEAN_EVENTS, DIMENSIONS, QUARANTINE
 from pipelines.validity import AnySource, reason_order
 
-PARTITION_COLUMN = "event_date"
 QUARANTINE_NAME = "quarantine"
 ACCEPTED_IDS_NAME = "accepted_ids"
-# How long before a click its impression may have happened and still be matched.
-IMPRESSION_LOOKBACK = timedelta(days=2)
+# How long before a row its parent (a click's impression) may have happened and still match.
+PARENT_LOOKBACK = timedelta(days=2)
 # Up to this many arrived ids are broadcast to the scan of the accepted ids (an hourly
 # run: the narrow index is read once, nothing shuffled); larger batches are joined.
 BROADCAST_IDS = 500_000
@@ -110,14 +109,20 @@ def _arrived(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
 
 
 def _accepted_before(
-    spark: SparkSession, table: str, interval: Interval, first_day: date, last_day: date
+    spark: SparkSession,
+    source: EventSource,
+    clean_database: str,
+    interval: Interval,
+    first_day: date,
+    last_day: date,
 ) -> DataFrame | None:
     """Clean rows of earlier runs on the given event days (partition-pruned), if any."""
+    table = f"{clean_database}.{source.name}"
     if not spark.catalog.tableExists(table):
         return None
     lower, _ = _bounds(interval)
     return spark.table(table).where(
-        f"ingestion_timestamp < TIMESTAMP '{lower}' AND {PARTITION_COLUMN} "
+        f"{source.ingestion_column} < TIMESTAMP '{lower}' AND {source.partition_column} "
         f"BETWEEN DATE '{first_day.isoformat()}' AND DATE '{last_day.isoformat()}'"
     )
 
@@ -248,8 +253,8 @@ def ingest(
     *,
     start: str | datetime | date,
     end: str | datetime | date,
-    raw_database: str = RAW_DB,
-    clean_database: str = CLEAN_DB,
+    raw_database: str = RAW,
+    clean_database: str = CLEAN,
 ) -> IngestReport:
     """Check the raw rows that arrived in `[start, end)` and write them clean or quarantined."""
     interval = Interval.parse(start, end)
@@ -272,20 +277,15 @@ def ingest(
             unplaced[source.name] = _kept(_unplaced(spark, raw_database, source))
         for dimension in DIMENSION_SOURCES:
             classified[dimension.name] = _kept(classify(raw[dimension.name], dimension))
-        accepted_impressions: DataFrame | None = None
         for source in EVENT_SOURCES:
             batch = batches[source.name]
             seen = already_accepted(spark, index, source, raw[source.name], batch.rows, interval)
-            impressions = None
-            if source.name == "ad_clicks":
-                impressions = _impressions_for_clicks(
-                    spark, clean_database, interval, batch, accepted_impressions
-                )
+            parents = None
+            if source.carried is not None:
+                parents = _parents(spark, clean_database, interval, source, batch, classified)
             classified[source.name] = _kept(
-                classify(raw[source.name], source, accepted_ids=seen, impressions=impressions)
+                classify(raw[source.name], source, accepted_ids=seen, parents=parents)
             )
-            if source.name == "ad_impressions":
-                accepted_impressions = classified[source.name].where(F.col(REASON).isNull())
         without_time = {name: c.quarantined_total for name, c in _counts(unplaced).items()}
         report = IngestReport(interval, _counts(classified), without_time)
         _write(classified, unplaced, interval, clean_database, index)
@@ -295,28 +295,34 @@ def ingest(
     return report
 
 
-def _impressions_for_clicks(
+def _parents(
     spark: SparkSession,
     clean_database: str,
     interval: Interval,
-    clicks: _Batch,
-    accepted_now: DataFrame | None,
-) -> DataFrame | None:
-    """The impressions a click may belong to: this run's, and earlier ones of its days."""
-    columns = ["impression_id", "member_id", "ad_id"]
-    impressions = None if accepted_now is None else accepted_now.select(*columns)
-    if clicks.days is not None:
+    source: EventSource,
+    batch: _Batch,
+    classified: dict[str, DataFrame],
+) -> DataFrame:
+    """The rows the batch's carried columns may come from: the parent source's rows
+    accepted by this run (classified before it), and by earlier runs on its days."""
+    carried = source.carried
+    assert carried is not None  # and its parent comes first in EVENT_SOURCES
+    parent = SOURCES[carried.source]
+    assert isinstance(parent, EventSource)
+    columns = [carried.on, *carried.columns]
+    parents = classified[carried.source].where(F.col(REASON).isNull()).select(*columns)
+    if batch.days is not None:
         earlier = _accepted_before(
             spark,
-            f"{clean_database}.ad_impressions",
+            parent,
+            clean_database,
             interval,
-            clicks.days[0] - IMPRESSION_LOOKBACK,
-            clicks.days[1],
+            batch.days[0] - PARENT_LOOKBACK,
+            batch.days[1],
         )
         if earlier is not None:
-            earlier = earlier.select(*columns)
-            impressions = earlier if impressions is None else earlier.unionByName(impressions)
-    return None if impressions is None else impressions.dropDuplicates(["impression_id"])
+            parents = earlier.select(*columns).unionByName(parents)
+    return parents.dropDuplicates([carried.on])
 
 
 def _kept(df: DataFrame) -> DataFrame:
@@ -342,13 +348,13 @@ def _write(
     for name, schema in DIMENSIONS.items():
         clean = _clean_rows(classified[name], schema.fieldNames())
         replace_where(clean, f"{clean_database}.{name}", predicate=arrived)
-    for name, schema in CLEAN_EVENTS.items():
-        clean = _clean_rows(classified[name], schema.fieldNames())
+    for source in EVENT_SOURCES:
+        clean = _clean_rows(classified[source.name], CLEAN_EVENTS[source.name].fieldNames())
         replace_where(
             clean,
-            f"{clean_database}.{name}",
+            f"{clean_database}.{source.name}",
             predicate=arrived,
-            partition_by=(PARTITION_COLUMN,),
+            partition_by=(source.partition_column,),
         )
     event_names = ", ".join(f"'{source.name}'" for source in EVENT_SOURCES)
     accepted = _union(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from features import DimensionSource, EventSource
+from features import Carried, DimensionSource, EventSource
 from pipelines.validity import AnySource, Kind, reason, row_problem, version_tuple
 
 REASON = "reason"
@@ -50,18 +50,14 @@ def flag_row_problems(df: DataFrame, source: AnySource) -> DataFrame:
     return df.withColumn(REASON, F.coalesce(F.col(REASON), row_problem(source, df.columns)))
 
 
-def flag_orphan_clicks(clicks: DataFrame, impressions: DataFrame) -> DataFrame:
-    """Attach the impression's member and ad to each click; clicks without one are orphans.
+def flag_orphans(rows: DataFrame, carried: Carried, parents: DataFrame) -> DataFrame:
+    """Copy the carried columns from each row's parent; rows without one are orphans.
 
-    `impressions` holds (impression_id, member_id, ad_id) with one row per id.
+    `parents` holds the parent source's accepted rows, one per `carried.on` value.
     """
-    known = impressions.select("impression_id", "member_id", "ad_id").withColumn(
-        MATCHED, F.lit(True)
-    )
-    joined = clicks.join(known, on="impression_id", how="left")
-    return _flag(joined, F.col(MATCHED).isNull(), reason(Kind.ORPHAN, "impression_id")).drop(
-        MATCHED
-    )
+    known = parents.select(carried.on, *carried.columns).withColumn(MATCHED, F.lit(True))
+    joined = rows.join(known, on=carried.on, how="left")
+    return _flag(joined, F.col(MATCHED).isNull(), reason(Kind.ORPHAN, carried.on)).drop(MATCHED)
 
 
 def flag_duplicate_ids(
@@ -116,7 +112,7 @@ def classify(
     source: AnySource,
     *,
     accepted_ids: DataFrame | None = None,
-    impressions: DataFrame | None = None,
+    parents: DataFrame | None = None,
 ) -> DataFrame:
     """The raw rows with `record` and `reason` (null when clean), checks in precedence
     order; event rows get `event_date` derived from their event time."""
@@ -124,7 +120,9 @@ def classify(
     if isinstance(source, DimensionSource):
         return flag_version_conflicts(df, source)
     # The partition column follows the event time; a producer's own value may lie.
-    df = df.withColumn("event_date", utc_date(source.timestamp_column))
-    if impressions is not None:
-        df = flag_orphan_clicks(df, impressions)
+    df = df.withColumn(source.partition_column, utc_date(source.timestamp_column))
+    if source.carried is not None:
+        if parents is None:
+            raise ValueError(f"{source.name} carries columns of {source.carried.source}: pass them")
+        df = flag_orphans(df, source.carried, parents)
     return flag_duplicate_ids(df, source, accepted_ids)

@@ -39,7 +39,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features import REGISTRY, AnyView
-from pipelines.config import MONITORING_DB, settings
+from features.catalog import MONITORING, table_name
+from pipelines.config import settings
 from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
@@ -48,7 +49,7 @@ from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
 
-METRICS_TABLE = f"{MONITORING_DB}.consistency_metrics"
+METRICS_TABLE = table_name(MONITORING, "consistency_metrics")
 DEFAULT_SAMPLE = 1000
 FLOAT_RTOL = 1e-9
 # Feast reads entities in batches; bounded so one request stays small.

@@ -26,7 +26,6 @@ from pipelines.quality import suites
 from pipelines.quality.expectations import timestamp_literal
 from pipelines.quality.report import TableResult, ValidationReport
 from pipelines.quality.runner import QualityRunner
-from pipelines.tables import clean_table
 
 TimeLike = str | datetime | date
 
@@ -57,7 +56,7 @@ def validate(
     for view in selected_views:
         require_table(spark, view.table, hint="compute the features first")
     for source in selected_sources:
-        require_table(spark, clean_table(source.name), hint="ingest the events first")
+        require_table(spark, source.table, hint="ingest the events first")
 
     docs_dir = docs_dir or data_docs_dir()
     runner = QualityRunner(docs_dir, run_name=_run_name(interval))
@@ -67,7 +66,7 @@ def validate(
     for source in selected_sources:
         df = _clean_rows(spark, source, interval)
         expectations = suites.clean_table_suite(source, interval=interval, policy=policy)
-        results.append(runner.validate(clean_table(source.name), df, expectations))
+        results.append(runner.validate(source.table, df, expectations))
     return ValidationReport(
         interval=interval,
         tables=tuple(results),
@@ -118,7 +117,7 @@ def feature_rows(spark: SparkSession, table: str, interval: Interval) -> DataFra
 
 
 def _clean_rows(spark: SparkSession, source: EventSource, interval: Interval) -> DataFrame:
-    return spark.table(clean_table(source.name)).where(_within(source.ingestion_column, interval))
+    return spark.table(source.table).where(_within(source.ingestion_column, interval))
 
 
 def _within(column: str, interval: Interval) -> str:
@@ -135,7 +134,7 @@ def _run_name(interval: Interval) -> str:
 def _select(
     views: Sequence[str] | None, tables: Sequence[str] | None
 ) -> tuple[list[AnyView], list[EventSource]]:
-    sources = {clean_table(s.name): s for s in suites.event_sources()}
+    sources = {s.table: s for s in suites.event_sources()}
     if views is None and tables is None:
         return list(REGISTRY.views), list(sources.values())
     try:

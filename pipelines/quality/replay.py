@@ -33,7 +33,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features import REGISTRY
-from pipelines.config import MONITORING_DB, settings
+from features.catalog import MONITORING, table_name
+from pipelines.config import settings
 from pipelines.delta_io import replace_where
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import spark_type
@@ -52,7 +53,7 @@ from pipelines.serving.request_log import (
 )
 from pipelines.training.spec import Mode
 
-METRICS_TABLE = f"{MONITORING_DB}.replay_metrics"
+METRICS_TABLE = table_name(MONITORING, "replay_metrics")
 FLOAT_RTOL = 1e-9
 _OFFLINE, _SERVED = "__offline", "__served"
 
@@ -81,7 +82,7 @@ class ReplayError(PlatformError):
 
 
 def served_table(service: str) -> str:
-    return f"{MONITORING_DB}.served_{service}"
+    return table_name(MONITORING, f"served_{service}")
 
 
 @dataclass(frozen=True)

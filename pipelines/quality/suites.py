@@ -52,7 +52,7 @@ from pipelines.feature_tables import (
 )
 from pipelines.interval import Interval
 from pipelines.quality import expectations as ex
-from pipelines.tables import CLEAN_EVENTS, EVENT_DATE, clean_table
+from pipelines.tables import CLEAN_EVENTS
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def clean_table_suite(
 ) -> list[Expectation]:
     """The suite of the rows of a clean event table that arrived in `interval`: the
     source's declared validity (what ingest enforces) plus what features rely on."""
-    about = clean_table(source.name)
+    about = source.table
     schema = CLEAN_EVENTS[source.name]
     validity = source.validity
     event_ts, ingestion_ts = source.timestamp_column, source.ingestion_column
@@ -355,9 +355,9 @@ def clean_table_suite(
             (ingestion_ts,),
         ),
         ex.RowRule(
-            f"{EVENT_DATE} is the date of {event_ts}",
-            f"{EVENT_DATE} != to_date({event_ts})",
-            (EVENT_DATE, event_ts),
+            f"{source.partition_column} is the date of {event_ts}",
+            f"{source.partition_column} != to_date({event_ts})",
+            (source.partition_column, event_ts),
             why="compute prunes by it",
         ),
     ]

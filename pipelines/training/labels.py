@@ -19,15 +19,11 @@ from features.labels import ctr
 from pipelines.delta_io import ensure_database, interval_predicate, require_table
 from pipelines.errors import PlatformError
 from pipelines.interval import Interval, from_unix_micros, utc_literal
-from pipelines.tables import clean_table
 from pipelines.training import delta
 
 
 class LabelsNotMatureError(PlatformError):
     pass
-
-
-CTR_COLUMNS = ("member_id", "ad_id", "impression_id", "placement", "event_timestamp", "clicked")
 
 
 def ctr_labels(
@@ -43,9 +39,9 @@ def ctr_labels(
     ctr.maturity` (nothing has been ingested from then on), unless `allow_immature`.
     """
     interval = Interval.parse(start, end)
-    for name in ("ad_impressions", "ad_clicks"):
-        require_table(spark, clean_table(name), hint="run the ingestion job first")
-    clicks = spark.read.table(clean_table("ad_clicks"))
+    for source in (ctr.impressions, ctr.clicks):
+        require_table(spark, source.table, hint="run the ingestion job first")
+    clicks = spark.read.table(ctr.clicks.table)
     cutoff = interval.end + ctr.maturity
     if not allow_immature:
         reached = clicks.agg(F.max(F.unix_micros("ingestion_timestamp")).alias("t")).first()
@@ -59,7 +55,7 @@ def ctr_labels(
                 f"click labels of {interval} are final once clicks ingested until "
                 f"{cutoff.isoformat()} are in; the latest clean click arrived at {latest}"
             )
-    return click_labels(spark.read.table(clean_table("ad_impressions")), clicks, interval)
+    return click_labels(spark.read.table(ctr.impressions.table), clicks, interval)
 
 
 def click_labels(impressions: DataFrame, clicks: DataFrame, interval: Interval) -> DataFrame:
