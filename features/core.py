@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from features.catalog import CLEAN, FEATURES, table_name
+from features.errors import DeclarationError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
@@ -50,10 +51,6 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 # No event happened, and no row arrived, before this: earlier times are broken clocks
 # (a zero timestamp reads as 1970).
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class DeclarationError(ValueError):
-    """A declaration that cannot be executed; the message names the culprit."""
 
 
 def check_name(kind: str, name: str) -> str:

@@ -58,8 +58,3 @@ def replace_where(
 def set_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
     pairs = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
-
-
-def interval_predicate(column: str, start: str, end: str) -> str:
-    """SQL for `start <= column < end` with timestamp literals (UTC session)."""
-    return f"{column} >= TIMESTAMP '{start}' AND {column} < TIMESTAMP '{end}'"

@@ -22,6 +22,7 @@ import typer
 
 from features import REGISTRY, AttributeView
 from pipelines.interval import HOUR, Interval
+from pipelines.reporting import run_reporting_errors
 
 DEMO_START = datetime(2026, 11, 1, tzinfo=UTC)
 DEMO_DAYS = 5
@@ -261,3 +262,17 @@ def _airflow(end: datetime) -> None:
         states = run_dag_once("feature_pipeline", end, interval_end, retries=0)
         for task_id, state in states.items():
             _say(f"   {task_id:<14} {state}")
+
+
+def demo_command(
+    days: int = typer.Option(5, "--days", min=2, help="Days of data to generate"),
+    scale: float = typer.Option(0.3, "--scale", min=0.01, help="Data volume multiplier"),
+    live_hours: int = typer.Option(
+        4, "--live-hours", min=1, max=12, help="Last hours run hourly, with traffic and replay"
+    ),
+    airflow: bool = typer.Option(True, "--airflow/--no-airflow", help="Also run the hourly DAG"),
+) -> None:
+    """Run the whole platform end to end on the embedded defaults and report what it did."""
+    run_reporting_errors(
+        run_demo, days=days, scale=scale, live_hours=live_hours, with_airflow=airflow
+    )

@@ -1,13 +1,13 @@
-"""Errors the CLI reports as one clear line with a non-zero exit."""
+"""Errors the CLI reports as one clear line with a non-zero exit (`features.errors`)."""
 
 from __future__ import annotations
 
+from features.errors import DeclarationError, PlatformError
 
-class PlatformError(Exception):
-    """A user-facing failure: bad input, a missing table, an unreachable service."""
+__all__ = ["DeclarationError", "IntervalError", "MissingTableError", "PlatformError"]
 
 
-class IntervalError(PlatformError, ValueError):
+class IntervalError(PlatformError):
     pass
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from features import REGISTRY, AnyView, Registry
 from features import Entity as DeclaredEntity
 from features import FeatureService as DeclaredService
+from features.definition import definition_hash
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
 
 with warnings.catch_warnings():
@@ -34,6 +35,8 @@ FEAST_TYPES: dict[str, FeastType] = {
 }
 ENTITY_VALUE_TYPES = {"int64": ValueType.INT64, "string": ValueType.STRING}
 OWNER_TAG = "feature-platform"
+# What the view's features mean (`features.definition`), so a Feast user sees a change.
+DEFINITION_TAG = "definition_hash"
 
 
 def feast_entity(entity: DeclaredEntity) -> Entity:
@@ -76,7 +79,7 @@ def feast_view(view: AnyView, entity: Entity | None = None) -> FeatureView:
         source=feast_source(view),
         online=True,
         description=view.description,
-        tags={**view.tags, "managed_by": OWNER_TAG},
+        tags={**view.tags, "managed_by": OWNER_TAG, DEFINITION_TAG: definition_hash(view)},
     )
 
 

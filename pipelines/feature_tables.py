@@ -12,6 +12,7 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 from features import AnyView
+from pipelines.interval import Interval
 
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
@@ -40,3 +41,10 @@ def feature_table_schema(view: AnyView) -> T.StructType:
     fields += [T.StructField(f.name, spark_type(f.value_type)) for f in view.features]
     fields.append(T.StructField(PARTITION_COLUMN, T.DateType()))
     return T.StructType(fields)
+
+
+def learned_in(interval: Interval) -> str:
+    """SQL selecting the versions that became knowable in `(start, end]`: exactly what a
+    run over `[start, end)` writes (compute), checks (the gate) and publishes (materialize).
+    Delta skips files by their `created_timestamp` range."""
+    return interval.sql(CREATED_TIMESTAMP, closed="end")

@@ -112,10 +112,16 @@ class Interval:
     def hours(self) -> float:
         return (self.end - self.start) / HOUR
 
-    def spark_bounds(self) -> tuple[datetime, datetime]:
-        """Naive UTC datetimes, for SQL text (read in the session time zone, UTC); Column
-        literals take `utc_literal` instead."""
-        return self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+    def sql(self, column: str, *, closed: str = "start") -> str:
+        """SQL text (Delta's replaceWhere, GE queries) selecting `column` in `[start, end)`,
+        or in `(start, end]` with `closed="end"` (versions created in a run). Column
+        expressions take `utc_literal` instead."""
+        lo, hi = sql_timestamp(self.start), sql_timestamp(self.end)
+        if closed == "start":
+            return f"{column} >= {lo} AND {column} < {hi}"
+        if closed == "end":
+            return f"{column} > {lo} AND {column} <= {hi}"
+        raise ValueError(f"closed must be 'start' or 'end', not {closed!r}")
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"

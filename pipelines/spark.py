@@ -15,9 +15,10 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from pipelines.config import DATA_DIR_ENV, SPARK_CONF_DIR, settings
+from pipelines.errors import PlatformError
 
 
-class SparkStartError(RuntimeError):
+class SparkStartError(PlatformError):
     pass
 
 

@@ -132,3 +132,27 @@ def test_only_the_catalog_spells_a_database_name():
         if spelled.search(line)
     ]
     assert found == []
+
+
+def test_one_definition_hash_ignores_cosmetics_and_follows_meaning():
+    from dataclasses import replace
+
+    from features import REGISTRY, Aggregation, FeatureView
+    from features.definition import cosmetics, definition_hash
+    from pipelines.compute.backfill import fingerprint
+
+    view = REGISTRY.view("member_engagement")
+    assert isinstance(view, FeatureView)
+    described = replace(view, description="rewritten", tags={"team": "ads"})
+    assert cosmetics(described) != cosmetics(view)
+    assert definition_hash(described) == definition_hash(view)
+    assert fingerprint(described) == fingerprint(view), "a new description must keep progress"
+
+    first = view.aggregations[0]
+    widened = replace(first, window_specs=[*first.windows, "2h"])
+    changed = replace(view, aggregations=(widened, *view.aggregations[1:]))
+    assert isinstance(widened, Aggregation)
+    assert definition_hash(changed) != definition_hash(view)
+    assert fingerprint(changed) != fingerprint(view)
+    shorter = replace(view, ttl=view.effective_ttl / 2)
+    assert definition_hash(shorter) != definition_hash(view)

@@ -18,7 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from features import REGISTRY, AnyView, AttributeView
 from pipelines.config import FEATURE_REPO_DIR
-from pipelines.delta_io import interval_predicate, replace_where, table_exists
+from pipelines.delta_io import replace_where, table_exists
 from pipelines.feature_tables import feature_table_schema
 from pipelines.interval import Interval
 from pipelines.redis_server import RedisServer, RedisUnavailableError, free_port, redis_client
@@ -151,9 +151,7 @@ def redis_contents(url: str) -> dict[bytes, dict[bytes, bytes]]:
 def feature_rows(spark) -> dict[str, list[tuple]]:
     created_here = [v.table for v in REGISTRY.views if not table_exists(spark, v.table)]
     rows = {view.name: make_rows(view, seed) for seed, view in enumerate(REGISTRY.views)}
-    predicate = interval_predicate(
-        "event_timestamp", f"{DATA_START:%Y-%m-%d %H:%M:%S}", f"{DATA_END:%Y-%m-%d %H:%M:%S}"
-    )
+    predicate = Interval.parse(DATA_START, DATA_END).sql("event_timestamp")
     for view in REGISTRY.views:
         # An existing table keeps its partitioning; one created here is dropped afterwards.
         df = spark.createDataFrame(rows[view.name], feature_table_schema(view))

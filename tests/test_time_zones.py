@@ -69,6 +69,19 @@ def test_literals_are_utc_instants(spark, new_york) -> None:
     assert row["naive"] == row["aware"] == micros(DAY)
 
 
+def test_interval_sql_selects_the_utc_interval(spark, new_york) -> None:
+    """The one way to put an interval into SQL text: half-open at either end, in UTC."""
+    interval = Interval(DAY, DAY + timedelta(hours=1))
+    instants = [DAY - timedelta(microseconds=1), DAY, DAY + timedelta(minutes=59), interval.end]
+    rows = spark.createDataFrame([(micros(t),) for t in instants], "us long").select(
+        F.col("us"), F.timestamp_micros("us").alias("t")
+    )
+    starts = [r["us"] for r in rows.where(interval.sql("t")).orderBy("us").collect()]
+    ends = [r["us"] for r in rows.where(interval.sql("t", closed="end")).orderBy("us").collect()]
+    assert starts == [micros(DAY), micros(DAY + timedelta(minutes=59))]
+    assert ends == [micros(DAY + timedelta(minutes=59)), micros(interval.end)]
+
+
 def test_click_labels_keep_the_utc_interval(spark, new_york) -> None:
     def impression(name: str, when: datetime) -> tuple:
         return (name, 1, 10, "home", when, when, when.date())

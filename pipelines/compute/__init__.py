@@ -9,11 +9,10 @@ how windows are evaluated over hourly tiles.
 from __future__ import annotations
 
 from pipelines.compute.backfill import PROGRESS_TABLE, backfill
-from pipelines.compute.job import UnknownViewError, compute, parse_view_names, select_views
+from pipelines.compute.job import compute, parse_view_names, select_views
 
 __all__ = [
     "PROGRESS_TABLE",
-    "UnknownViewError",
     "backfill",
     "compute",
     "parse_view_names",

@@ -11,7 +11,6 @@ arrived when, not on how the interval is split).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -21,10 +20,11 @@ from pyspark.sql import types as T
 
 from features import AnyView
 from features.catalog import MONITORING, table_name
+from features.definition import definition_hash
 from pipelines.compute.job import Moment, ViewRef, compute, require_sources, select_views
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import IntervalError
-from pipelines.interval import HOUR, Interval, from_unix_micros
+from pipelines.interval import HOUR, Interval, from_unix_micros, sql_timestamp
 
 PROGRESS_TABLE = table_name(MONITORING, "backfill_progress")
 PROGRESS_SCHEMA = T.StructType(
@@ -40,8 +40,9 @@ PROGRESS_SCHEMA = T.StructType(
 
 
 def fingerprint(view: AnyView) -> str:
-    """A digest of the declaration: the same view computes the same rows."""
-    return hashlib.sha256(repr(view).encode()).hexdigest()[:16]
+    """The view's definition hash (`features.definition`): a changed meaning recomputes,
+    a changed description or tag keeps the progress."""
+    return definition_hash(view)[:16]
 
 
 def completed(spark: SparkSession, view: AnyView) -> list[tuple[datetime, datetime]]:
@@ -66,12 +67,12 @@ def is_covered(chunk: Interval, done: list[tuple[datetime, datetime]]) -> bool:
 
 
 def record(spark: SparkSession, view: AnyView, chunk: Interval, table: str, rows: int) -> None:
-    lo, hi = chunk.spark_bounds()
     entry = spark.createDataFrame(
         [(view.name, fingerprint(view), chunk.start, chunk.end, table, rows)], PROGRESS_SCHEMA
     )
     predicate = (
-        f"view = '{view.name}' AND chunk_start = TIMESTAMP '{lo}' AND chunk_end = TIMESTAMP '{hi}'"
+        f"view = '{view.name}' AND chunk_start = {sql_timestamp(chunk.start)} "
+        f"AND chunk_end = {sql_timestamp(chunk.end)}"
     )
     replace_where(entry, PROGRESS_TABLE, predicate=predicate)
 

@@ -75,7 +75,7 @@ def compute_command(
     arriving in [start, end) change. Reruns replace exactly those versions. Prints rows
     written per table.
     """
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     run_reporting_errors(_compute, start, end, views, parallelism)
 
@@ -89,6 +89,6 @@ def backfill_command(
     parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
     """`compute` over [start, end) chunk by chunk, skipping chunks already completed."""
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     run_reporting_errors(_backfill, start, end, chunk_hours, views, force, parallelism)

@@ -46,18 +46,13 @@ from pipelines.compute.tiles import (
 )
 from pipelines.compute.windows import HourRange, feature_rows, merged_tile_hours
 from pipelines.delta_io import replace_where, require_table
-from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP, PARTITION_COLUMN, feature_table_schema
+from pipelines.feature_tables import PARTITION_COLUMN, feature_table_schema, learned_in
 from pipelines.interval import HOUR, Interval
 
 LOG = logging.getLogger(__name__)
 
 ViewRef = str | FeatureView | AttributeView
 Moment = str | datetime | date
-
-
-class UnknownViewError(DeclarationError, PlatformError):
-    """A view name that is not declared (a DeclarationError the CLI reports as one line)."""
 
 
 def parse_view_names(text: str | None) -> list[str] | None:
@@ -78,13 +73,10 @@ def select_views(views: Iterable[ViewRef] | None) -> list[AnyView]:
         if isinstance(ref, FeatureView | AttributeView):
             view: AnyView = ref
         else:
-            try:
-                view = REGISTRY.view(str(ref).strip())
-            except DeclarationError as exc:
-                raise UnknownViewError(str(exc)) from None
+            view = REGISTRY.view(str(ref).strip())
         selected.setdefault(view.name, view)
     if not selected:
-        raise UnknownViewError("no feature views selected")
+        raise DeclarationError("no feature views selected")
     return list(selected.values())
 
 
@@ -187,12 +179,6 @@ def _arrivals(
     return found
 
 
-def interval_condition(interval: Interval) -> str:
-    """SQL selecting the versions a run over `[start, end)` writes: created in `(start, end]`."""
-    lo, hi = interval.spark_bounds()
-    return f"{CREATED_TIMESTAMP} > TIMESTAMP '{lo}' AND {CREATED_TIMESTAMP} <= TIMESTAMP '{hi}'"
-
-
 def compute(
     spark: SparkSession,
     *,
@@ -219,7 +205,7 @@ def compute(
     interval = Interval.parse(start, end).require_hour_aligned()
     selected = select_views(views)
     require_sources(spark, selected)
-    condition = interval_condition(interval)
+    condition = learned_in(interval)
     arrived = _arrivals(spark, selected, interval)
 
     def write(view: AnyView) -> int:

@@ -55,7 +55,7 @@ def generate_command(
     ),
 ) -> None:
     """Write the raw rows (dimensions and events) that arrive within [start, end)."""
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     config = {
         "scale": scale,

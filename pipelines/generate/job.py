@@ -13,7 +13,7 @@ from pyspark.sql.types import StructType
 from features import EventSource
 from features.catalog import RAW
 from features.sources import EVENT_SOURCES
-from pipelines.delta_io import ensure_database, interval_predicate, replace_where, table_exists
+from pipelines.delta_io import ensure_database, replace_where, table_exists
 from pipelines.generate.dimensions import dimension_tables
 from pipelines.generate.events import EVENT_TABLES, arrived_events, to_us
 from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig, build_world
@@ -104,8 +104,7 @@ def generate(
     dimensions = dimension_tables(world, config, epoch_us)
     events = arrived_events(world, config, interval)
 
-    lower, upper = (bound.isoformat(sep=" ") for bound in interval.spark_bounds())
-    arrived = interval_predicate("ingestion_timestamp", lower, upper)
+    arrived = interval.sql("ingestion_timestamp")
     for name, table in dimensions.items():
         _overwrite(_to_spark(spark, table, DIMENSIONS[name]), f"{database}.{name}")
     for name in EVENT_TABLES:

@@ -60,7 +60,7 @@ RELEASE_RANGE = (np.datetime64("1990-01-01"), np.datetime64("2025-01-01"))
 WORLD_STREAM = 0
 
 
-class GeneratorConfigError(PlatformError, ValueError):
+class GeneratorConfigError(PlatformError):
     pass
 
 

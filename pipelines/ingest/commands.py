@@ -25,6 +25,6 @@ def ingest_command(
     end: str = typer.Option(..., "--end", help=END_HELP),
 ) -> None:
     """Check the raw rows that arrived in [start, end): clean tables plus a quarantine."""
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     run_reporting_errors(_ingest, start, end)

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from features import EventSource
 from features.catalog import CLEAN, RAW
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
-from pipelines.delta_io import interval_predicate, replace_where, require_table, table_exists
+from pipelines.delta_io import replace_where, require_table, table_exists
 from pipelines.errors import IntervalError
 from pipelines.ingest.rules import (
     REASON,
@@ -92,12 +92,6 @@ class IngestReport:
         return out
 
 
-def _bounds(interval: Interval) -> tuple[str, str]:
-    # SQL literals are read in the session time zone (UTC), unlike Python datetimes.
-    lower, upper = interval.spark_bounds()
-    return lower.isoformat(sep=" "), upper.isoformat(sep=" ")
-
-
 def _unplaced_predicate(source: AnySource) -> str:
     """SQL: the rows of `source` whose ingestion time no interval selects."""
     column = source.ingestion_column
@@ -105,7 +99,7 @@ def _unplaced_predicate(source: AnySource) -> str:
 
 
 def _arrived(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
-    return spark.table(table).where(interval_predicate("ingestion_timestamp", *_bounds(interval)))
+    return spark.table(table).where(interval.sql("ingestion_timestamp"))
 
 
 def _accepted_before(
@@ -120,9 +114,8 @@ def _accepted_before(
     table = f"{clean_database}.{source.name}"
     if not spark.catalog.tableExists(table):
         return None
-    lower, _ = _bounds(interval)
     return spark.table(table).where(
-        f"{source.ingestion_column} < TIMESTAMP '{lower}' AND {source.partition_column} "
+        f"{source.ingestion_column} < {sql_timestamp(interval.start)} AND {source.partition_column} "
         f"BETWEEN DATE '{first_day.isoformat()}' AND DATE '{last_day.isoformat()}'"
     )
 
@@ -232,9 +225,8 @@ def already_accepted(
     """The ids of `batch` that runs before `start` accepted (one `id` column)."""
     if not table_exists(spark, index):
         return None
-    lower, _ = _bounds(interval)
     accepted = spark.table(index).where(
-        f"source_table = '{source.name}' AND ingestion_timestamp < TIMESTAMP '{lower}'"
+        f"source_table = '{source.name}' AND ingestion_timestamp < {sql_timestamp(interval.start)}"
     )
     arrived = batch.select(F.col(str(source.id_column)).alias("id")).where("id IS NOT NULL")
     if batch_rows <= BROADCAST_IDS:
@@ -344,7 +336,7 @@ def _write(
     clean_database: str,
     index: str,
 ) -> None:
-    arrived = interval_predicate("ingestion_timestamp", *_bounds(interval))
+    arrived = interval.sql("ingestion_timestamp")
     for name, schema in DIMENSIONS.items():
         clean = _clean_rows(classified[name], schema.fieldNames())
         replace_where(clean, f"{clean_database}.{name}", predicate=arrived)

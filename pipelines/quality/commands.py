@@ -1,4 +1,4 @@
-"""Body of `feature-platform validate`: the data-quality gate as a command.
+"""Bodies of `feature-platform validate` and `consistency`: the quality gates as commands.
 
 Prints PASS/FAIL per table, the failing expectations with example rows, and where the
 Data Docs are; exits 1 when anything fails, so a DAG stops before bad data is served.
@@ -7,6 +7,9 @@ Data Docs are; exits 1 when anything fails, so a DAG stops before bad data is se
 from __future__ import annotations
 
 import typer
+
+from pipelines.errors import PlatformError
+from pipelines.reporting import run_reporting_errors
 
 START_HELP = "Start of the interval (inclusive), UTC, e.g. 2026-01-01T00:00"
 END_HELP = "End of the interval (exclusive), UTC"
@@ -48,7 +51,94 @@ def validate_command(
     tables: str | None = typer.Option(None, "--tables", help=TABLES_HELP),
 ) -> None:
     """Validate [start, end) of the feature and clean event tables; exit 1 if any check fails."""
-    from pipelines.cli import run_reporting_errors
-
     if not run_reporting_errors(_validate, start, end, views, tables):
         raise typer.Exit(1)
+
+
+def consistency_command(
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Compare online values with Delta as of this time (UTC)"
+    ),
+    sample: int = typer.Option(
+        1000, "--sample", min=1, help="Entities per view (hash-based sample)"
+    ),
+    views: str | None = typer.Option(None, "--views", help="Comma-separated views (default: all)"),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", min=0.0, max=1.0, help="Allowed mismatch ratio"
+    ),
+    replay: bool = typer.Option(
+        False,
+        "--replay",
+        help="Replay the requests logged in [--start, --end) through the training-set builder",
+    ),
+    start: str | None = typer.Option(None, "--start", help="With --replay: interval start (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="With --replay: interval end (UTC)"),
+    mode: str = typer.Option(
+        "serving",
+        "--mode",
+        help="With --replay: the training-set mode to compare (serving, known, feast)",
+    ),
+    services: str | None = typer.Option(
+        None, "--services", help="With --replay: comma-separated feature services (default: all)"
+    ),
+) -> None:
+    """Check that Redis holds what the Delta tables say (--as-of), or that logged requests
+    equal their training rows (--replay --start --end); exit 1 if not."""
+    from pipelines.interval import Interval, parse_time
+
+    def check_store() -> None:
+        if as_of is None:
+            raise PlatformError("give --as-of, or --replay with --start and --end")
+        moment = parse_time(as_of)
+        names = [v.strip() for v in views.split(",") if v.strip()] if views else None
+        if names:
+            for name in names:
+                _require_view(name)
+        from pipelines.quality.consistency import check_consistency
+        from pipelines.spark import get_spark
+
+        report = check_consistency(
+            get_spark("consistency"), as_of=moment, sample=sample, views=names, tolerance=tolerance
+        )
+        for line in report.lines():
+            typer.echo(line)
+        if not report.success:
+            raise typer.Exit(1)
+
+    def check_replay() -> None:
+        if start is None or end is None:
+            raise PlatformError("--replay needs --start and --end")
+        interval = Interval.parse(start, end)
+        from features import REGISTRY
+        from pipelines.training.spec import Mode
+
+        try:
+            chosen = Mode(mode)
+        except ValueError:
+            raise PlatformError(f"unknown mode {mode!r} (known: serving, known, feast)") from None
+        names = [n.strip() for n in services.split(",") if n.strip()] if services else None
+        for name in names or ():
+            REGISTRY.service(name)  # a DeclarationError names the unknown service
+        from pipelines.quality.replay import replay as replay_requests
+        from pipelines.spark import get_spark
+
+        report = replay_requests(
+            get_spark("replay"),
+            start=interval.start,
+            end=interval.end,
+            services=names,
+            mode=chosen,
+            tolerance=tolerance,
+        )
+        for line in report.lines():
+            typer.echo(line)
+        if not report.success:
+            raise typer.Exit(1)
+
+    run_reporting_errors(check_replay if replay else check_store)
+
+
+def _require_view(name: str) -> None:
+    from features import REGISTRY
+
+    REGISTRY.view(name)  # a DeclarationError names the unknown view

@@ -44,7 +44,7 @@ from pipelines.config import settings
 from pipelines.delta_io import replace_where, require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from pipelines.interval import parse_time, utc_literal
+from pipelines.interval import parse_time, sql_timestamp, utc_literal
 from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
@@ -201,7 +201,7 @@ def check_consistency(
     replace_where(
         metrics.select(*[f.name for f in METRICS_SCHEMA.fields]),
         METRICS_TABLE,
-        predicate=f"as_of = {ex.timestamp_literal(moment)}",
+        predicate=f"as_of = {sql_timestamp(moment)}",
     )
     return ConsistencyReport(
         as_of=moment,

@@ -34,11 +34,6 @@ def meta(
     return {EXAMPLES_SQL: examples_sql, COLUMNS: list(columns), COUNTS: counts}
 
 
-def timestamp_literal(value: datetime) -> str:
-    """A Spark SQL literal for an instant (naive values are taken as UTC)."""
-    return sql_timestamp(value)
-
-
 def _select(columns: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(columns)) or "*"
 
@@ -175,7 +170,7 @@ def no_rows_where(
 
 def latest_not_before(column: str, bound: datetime, *, about: str, why: str) -> Expectation:
     """max(column) exists and is at or after `bound`: the batch is not stale or empty."""
-    literal = timestamp_literal(bound)
+    literal = sql_timestamp(bound)
     query = (
         f"SELECT max({column}) AS latest_{column}, count(*) AS rows FROM {{batch}} "
         f"HAVING max({column}) IS NULL OR max({column}) < {literal}"

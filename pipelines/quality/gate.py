@@ -16,14 +16,13 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from features import REGISTRY, AnyView, DeclarationError, EventSource, FeatureView
+from features import REGISTRY, AnyView, EventSource, FeatureView
 from pipelines.config import settings
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP
+from pipelines.feature_tables import learned_in
 from pipelines.interval import Interval
 from pipelines.quality import suites
-from pipelines.quality.expectations import timestamp_literal
 from pipelines.quality.report import TableResult, ValidationReport
 from pipelines.quality.runner import QualityRunner
 
@@ -108,23 +107,12 @@ def comparison_interval(interval: Interval) -> Interval:
 
 
 def feature_rows(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
-    """The versions of a feature table that a run over the interval writes: those that
-    became knowable in `(start, end]` (Delta skips files by their created_timestamp range)."""
-    return spark.table(table).where(
-        f"{CREATED_TIMESTAMP} > {timestamp_literal(interval.start)}"
-        f" AND {CREATED_TIMESTAMP} <= {timestamp_literal(interval.end)}"
-    )
+    """The versions of a feature table that a run over the interval writes."""
+    return spark.table(table).where(learned_in(interval))
 
 
 def _clean_rows(spark: SparkSession, source: EventSource, interval: Interval) -> DataFrame:
-    return spark.table(source.table).where(_within(source.ingestion_column, interval))
-
-
-def _within(column: str, interval: Interval) -> str:
-    return (
-        f"{column} >= {timestamp_literal(interval.start)}"
-        f" AND {column} < {timestamp_literal(interval.end)}"
-    )
+    return spark.table(source.table).where(interval.sql(source.ingestion_column))
 
 
 def _run_name(interval: Interval) -> str:
@@ -137,10 +125,7 @@ def _select(
     sources = {s.table: s for s in suites.event_sources()}
     if views is None and tables is None:
         return list(REGISTRY.views), list(sources.values())
-    try:
-        selected_views = [REGISTRY.view(name) for name in views or ()]
-    except DeclarationError as exc:
-        raise PlatformError(str(exc)) from None
+    selected_views = [REGISTRY.view(name) for name in views or ()]
     unknown = [t for t in tables or () if t not in sources]
     if unknown:
         raise PlatformError(

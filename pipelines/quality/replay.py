@@ -38,7 +38,7 @@ from pipelines.config import settings
 from pipelines.delta_io import replace_where
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import spark_type
-from pipelines.interval import HOUR, Interval, floor_hour, utc_literal
+from pipelines.interval import HOUR, Interval, floor_hour, sql_timestamp, utc_literal
 from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
@@ -224,7 +224,7 @@ def replay(
         replace_where(
             logged,
             served_table(name),
-            predicate=_within_sql(REQUEST_TIME, interval),
+            predicate=interval.sql(REQUEST_TIME),
             partition_by=["request_date"],
         )
         served = spark.table(served_table(name)).where(_within(F.col(REQUEST_TIME), interval))
@@ -250,8 +250,8 @@ def replay(
         metrics,
         METRICS_TABLE,
         predicate=(
-            f"interval_start = {ex.timestamp_literal(interval.start)} "
-            f"AND interval_end = {ex.timestamp_literal(interval.end)} "
+            f"interval_start = {sql_timestamp(interval.start)} "
+            f"AND interval_end = {sql_timestamp(interval.end)} "
             f"AND mode = '{mode.value}' AND service IN ({services_sql})"
         ),
     )
@@ -360,10 +360,3 @@ def _suite(tolerance: float) -> list[Any]:
 
 def _within(column: Column, interval: Interval) -> Column:
     return (column >= utc_literal(interval.start)) & (column < utc_literal(interval.end))
-
-
-def _within_sql(column: str, interval: Interval) -> str:
-    return (
-        f"{column} >= {ex.timestamp_literal(interval.start)} "
-        f"AND {column} < {ex.timestamp_literal(interval.end)}"
-    )

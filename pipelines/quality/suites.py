@@ -50,7 +50,7 @@ from pipelines.feature_tables import (
     EVENT_TIMESTAMP,
     feature_table_schema,
 )
-from pipelines.interval import Interval
+from pipelines.interval import Interval, sql_timestamp
 from pipelines.quality import expectations as ex
 from pipelines.tables import CLEAN_EVENTS
 
@@ -149,7 +149,7 @@ def _keys_and_times(view: FeatureView | AttributeView) -> list[Expectation]:
 def _knowledge_rules(interval: Interval) -> list[ex.RowRule]:
     """created_timestamp: the end of the hour in which a version became knowable, within
     the interval that wrote it."""
-    start, end = ex.timestamp_literal(interval.start), ex.timestamp_literal(interval.end)
+    start, end = sql_timestamp(interval.start), sql_timestamp(interval.end)
     return [
         ex.RowRule(
             f"{CREATED_TIMESTAMP} is a whole hour",
@@ -334,8 +334,8 @@ def clean_table_suite(
         if column not in validity.ranges
     ]
     skew_seconds = int(validity.clock_skew.total_seconds())
-    start, end = ex.timestamp_literal(interval.start), ex.timestamp_literal(interval.end)
-    earliest = ex.timestamp_literal(validity.earliest)
+    start, end = sql_timestamp(interval.start), sql_timestamp(interval.end)
+    earliest = sql_timestamp(validity.earliest)
     rules = [
         ex.RowRule(
             f"{event_ts} <= {ingestion_ts} + {_duration(validity.clock_skew)}",

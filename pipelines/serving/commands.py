@@ -30,7 +30,7 @@ def feast_needs_spark(args: list[str]) -> bool:
 
 
 def _run(func: Any, *args: Any) -> Any:
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     return run_reporting_errors(func, *args)
 

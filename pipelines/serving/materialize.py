@@ -37,10 +37,10 @@ from datetime import date, datetime
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from features import REGISTRY, AnyView, DeclarationError
+from features import REGISTRY, AnyView
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, learned_in
 from pipelines.interval import Interval, utc_literal
 from pipelines.redis_server import redacted
 from pipelines.serving.encoding import ViewLayout, view_layout
@@ -113,10 +113,7 @@ def learned_rows(features: DataFrame, view: AnyView, interval: Interval) -> Data
     """Per entity, the newest version that became knowable in `(start, end]`, unless it
     had expired at `end`: the rows a run over the interval sends to Redis."""
     key = view.entity.join_key
-    lo, hi = interval.start, interval.end
-    learned = features.where(
-        (F.col(CREATED_TIMESTAMP) > utc_literal(lo)) & (F.col(CREATED_TIMESTAMP) <= utc_literal(hi))
-    )
+    learned = features.where(learned_in(interval))
     oldest = oldest_servable_event(view, interval)
     if oldest is not None:
         learned = learned.where(F.col(EVENT_TIMESTAMP) >= utc_literal(oldest))
@@ -209,10 +206,7 @@ def _materialize_views(
 def select_views(names: Sequence[str] | None) -> list[AnyView]:
     if not names:
         return list(REGISTRY.views)
-    try:
-        return [REGISTRY.view(name) for name in names]
-    except DeclarationError as exc:
-        raise MaterializeError(str(exc)) from None
+    return [REGISTRY.view(name) for name in names]
 
 
 def _record_in_feast_registry(views: Sequence[AnyView], interval: Interval, redis_url: str) -> bool:

@@ -9,7 +9,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from features import REGISTRY, DeclarationError, Registry
+from features import REGISTRY, Registry
 from pipelines.errors import MissingTableError, PlatformError
 from pipelines.training import delta
 from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
@@ -27,7 +27,7 @@ _INTEGER_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
 
 
-class TrainingSetError(PlatformError, DeclarationError):
+class TrainingSetError(PlatformError):
     """Bad input to a training set: the message names the culprit."""
 
 
@@ -226,12 +226,7 @@ def _select(registry: Registry, features: Features) -> FeatureSelection:
         repeated = sorted({ref for ref in features if list(features).count(ref) > 1})
         if repeated:
             raise TrainingSetError(f"features requested more than once: {repeated}")
-    try:
-        return select_features(registry, features if isinstance(features, str) else list(features))
-    except TrainingSetError:
-        raise
-    except DeclarationError as exc:
-        raise TrainingSetError(str(exc)) from exc
+    return select_features(registry, features if isinstance(features, str) else list(features))
 
 
 def _check_output_is_not_read(output_ref: str | None, views: tuple[ViewRead, ...]) -> None:

@@ -34,7 +34,7 @@ def training_set_command(
     ),
 ) -> None:
     """Build a point-in-time-correct training set (or reproduce one with --reproduce)."""
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     if reproduce_from is not None:
         run_reporting_errors(_reproduce, reproduce_from, output)
@@ -54,7 +54,7 @@ def ctr_command(
     ),
 ) -> None:
     """Click labels: one row per clean ad impression, clicked = click within 30 minutes."""
-    from pipelines.cli import run_reporting_errors
+    from pipelines.reporting import run_reporting_errors
 
     run_reporting_errors(_ctr, start, end, output, allow_immature)
 

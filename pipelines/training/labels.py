@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.labels import ctr
-from pipelines.delta_io import ensure_database, interval_predicate, require_table
+from pipelines.delta_io import ensure_database, require_table
 from pipelines.errors import PlatformError
 from pipelines.interval import Interval, from_unix_micros, utc_literal
 from pipelines.training import delta
@@ -110,8 +110,7 @@ def write_ctr_labels(
     labels = ctr_labels(
         spark, start=interval.start, end=interval.end, allow_immature=allow_immature
     )
-    start_text, end_text = (b.isoformat(sep=" ") for b in interval.spark_bounds())
-    predicate = interval_predicate("event_timestamp", start_text, end_text)
+    predicate = interval.sql("event_timestamp")
     ref = delta.normalize(output)
     writer = labels.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     if delta.is_path(ref):

@@ -7,13 +7,12 @@ from its metadata alone even after the declarations have changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from features import AnyView, AttributeView, FeatureView, Registry
+from features import Registry
+from features.definition import definition_hash, digest
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 
 
@@ -86,7 +85,7 @@ class FeatureSelection:
     @property
     def definitions_hash(self) -> str:
         """One hash over the definitions of every feature read, in output order."""
-        return _sha256([v.definition_hash for v in self.views])
+        return digest([v.definition_hash for v in self.views])
 
 
 def select_features(registry: Registry, features: str | list[str]) -> FeatureSelection:
@@ -108,61 +107,3 @@ def select_features(registry: Registry, features: str | list[str]) -> FeatureSel
             )
         )
     return FeatureSelection(request=features, views=tuple(views))
-
-
-def definition_hash(view: AnyView, feature_names: list[str]) -> str:
-    """A stable hash of what the selected features of `view` mean (not of their values)."""
-    return _sha256(_definition(view, feature_names))
-
-
-def _definition(view: AnyView, feature_names: list[str]) -> dict[str, Any]:
-    by_name = {f.name: f for f in view.features}
-    features = []
-    for name in feature_names:
-        feature = by_name[name]
-        described: dict[str, Any] = {"name": name, "value_type": feature.value_type}
-        if feature.aggregation is not None:
-            agg = feature.aggregation
-            described["aggregation"] = {
-                "source": agg.source.table,
-                "timestamp": agg.source.timestamp_column,
-                "op": agg.op.value,
-                "column": agg.column,
-                "window_hours": feature.window.hours if feature.window else None,
-            }
-        if feature.ratio is not None:
-            ratio = feature.ratio
-            described["ratio"] = {
-                "numerator": ratio.numerator,
-                "denominator": ratio.denominator,
-                "prior": ratio.prior,
-                "weight": ratio.weight,
-            }
-            # A ratio means whatever its two counts mean.
-            described["inputs"] = _definition(view, [ratio.numerator, ratio.denominator])[
-                "features"
-            ]
-        if feature.attribute is not None:
-            described["attribute"] = feature.attribute
-        features.append(described)
-    definition: dict[str, Any] = {
-        "view": view.name,
-        "kind": "attributes" if isinstance(view, AttributeView) else "aggregations",
-        "entity": {
-            "name": view.entity.name,
-            "join_key": view.entity.join_key,
-            "value_type": view.entity.value_type,
-        },
-        "ttl_seconds": int(view.effective_ttl.total_seconds()),
-        "features": features,
-    }
-    if isinstance(view, AttributeView):
-        definition["source"] = view.source.table
-    elif isinstance(view, FeatureView):
-        definition["sources"] = [s.table for s in view.sources]
-    return definition
-
-
-def _sha256(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
