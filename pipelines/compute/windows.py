@@ -64,6 +64,7 @@ from pipelines.compute.tiles import (
     SUM_TYPE,
     Kind,
     Measure,
+    TileHours,
     measures_of,
 )
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
@@ -90,9 +91,7 @@ class HourRange:
     last_version: int
 
 
-def merged_tile_hours(
-    view: FeatureView, hours: HourRange
-) -> Callable[[Column, Column], tuple[Column, Column]]:
+def merged_tile_hours(view: FeatureView, hours: HourRange) -> TileHours:
     """Tile hours under which tiles that every output row sees alike become one tile.
 
     A tile that happened and arrived before `first_row` counts for every row of the
