@@ -16,11 +16,8 @@ from features import (
     EventSource,
     FeatureView,
     Op,
-    SmoothedRatio,
-    Window,
 )
 from features.entities import member
-from features.sources import playback_events
 from pipelines.cli import app
 from pipelines.compute import PROGRESS_TABLE, backfill, compute
 from pipelines.compute.backfill import is_covered
@@ -102,27 +99,6 @@ def test_missing_source_table_is_refused_before_any_write(spark, computed) -> No
 def test_interval_must_be_whole_hours_and_not_reversed(spark, start, end) -> None:
     with pytest.raises(IntervalError):
         compute(spark, start=start, end=end, views=["member_profile"])
-
-
-def test_declaration_errors_name_the_culprit() -> None:
-    plays = Aggregation(playback_events, Op.COUNT, ("1d",), alias="plays")
-    with pytest.raises(DeclarationError, match="'Bad-Name'"):
-        FeatureView("Bad-Name", member, (plays,))
-    with pytest.raises(DeclarationError, match="duplicate feature name 'plays_count_1d'"):
-        FeatureView("twice", member, (plays, plays))
-    for window in ("90m", "1.5h", "0h", "1w"):
-        with pytest.raises(DeclarationError, match="window"):
-            Aggregation(playback_events, Op.COUNT, (window,), alias="plays")
-    with pytest.raises(DeclarationError):
-        Window(0)
-    with pytest.raises(DeclarationError, match="no column 'nope'"):
-        Aggregation(playback_events, Op.MAX, ("1d",), column="nope")
-    with pytest.raises(DeclarationError, match="not numeric"):
-        Aggregation(playback_events, Op.SUM, ("1d",), column="device")
-    ratio = SmoothedRatio("odd_ratio", "plays_count_1d", "watch_seconds_sum_1d", 0.1, 5.0)
-    sums = Aggregation(playback_events, Op.SUM, ("1d",), column="watch_seconds")
-    with pytest.raises(DeclarationError, match="not a count feature"):
-        FeatureView("ratios", member, (plays, sums), ratios=(ratio,))
 
 
 def test_chunk_coverage_accepts_other_chunkings() -> None:

@@ -1,5 +1,5 @@
-"""Source declarations: validity rules are checked when declared, and the storage contract
-(`pipelines/tables.py`) holds exactly the declared columns and types."""
+"""Declarations, without Spark: they are checked when declared, and everything derived from
+them (table schemas, database names, the definition hash) follows them."""
 
 from __future__ import annotations
 
@@ -156,3 +156,28 @@ def test_one_definition_hash_ignores_cosmetics_and_follows_meaning():
     assert fingerprint(changed) != fingerprint(view)
     shorter = replace(view, ttl=view.effective_ttl / 2)
     assert definition_hash(shorter) != definition_hash(view)
+
+
+def test_declaration_errors_name_the_culprit() -> None:
+    from features import Aggregation, FeatureView, Op, SmoothedRatio, Window
+    from features.entities import member
+    from features.sources import playback_events
+
+    plays = Aggregation(playback_events, Op.COUNT, ("1d",), alias="plays")
+    with pytest.raises(DeclarationError, match="'Bad-Name'"):
+        FeatureView("Bad-Name", member, (plays,))
+    with pytest.raises(DeclarationError, match="duplicate feature name 'plays_count_1d'"):
+        FeatureView("twice", member, (plays, plays))
+    for window in ("90m", "1.5h", "0h", "1w"):
+        with pytest.raises(DeclarationError, match="window"):
+            Aggregation(playback_events, Op.COUNT, (window,), alias="plays")
+    with pytest.raises(DeclarationError):
+        Window(0)
+    with pytest.raises(DeclarationError, match="no column 'nope'"):
+        Aggregation(playback_events, Op.MAX, ("1d",), column="nope")
+    with pytest.raises(DeclarationError, match="not numeric"):
+        Aggregation(playback_events, Op.SUM, ("1d",), column="device")
+    ratio = SmoothedRatio("odd_ratio", "plays_count_1d", "watch_seconds_sum_1d", 0.1, 5.0)
+    sums = Aggregation(playback_events, Op.SUM, ("1d",), column="watch_seconds")
+    with pytest.raises(DeclarationError, match="not a count feature"):
+        FeatureView("ratios", member, (plays, sums), ratios=(ratio,))
