@@ -84,16 +84,16 @@ def consistency_command(
 ) -> None:
     """Check that Redis holds what the Delta tables say (--as-of), or that logged requests
     equal their training rows (--replay --start --end); exit 1 if not."""
+    from features import REGISTRY
     from pipelines.interval import Interval, parse_time
 
     def check_store() -> None:
         if as_of is None:
             raise PlatformError("give --as-of, or --replay with --start and --end")
         moment = parse_time(as_of)
-        names = [v.strip() for v in views.split(",") if v.strip()] if views else None
-        if names:
-            for name in names:
-                _require_view(name)
+        names = _names(views) if views else None
+        for name in names or ():
+            REGISTRY.view(name)  # a DeclarationError names the unknown view
         from pipelines.quality.consistency import check_consistency
         from pipelines.spark import get_spark
 
@@ -109,14 +109,13 @@ def consistency_command(
         if start is None or end is None:
             raise PlatformError("--replay needs --start and --end")
         interval = Interval.parse(start, end)
-        from features import REGISTRY
         from pipelines.training.spec import Mode
 
         try:
             chosen = Mode(mode)
         except ValueError:
             raise PlatformError(f"unknown mode {mode!r} (known: serving, known, feast)") from None
-        names = [n.strip() for n in services.split(",") if n.strip()] if services else None
+        names = _names(services) if services else None
         for name in names or ():
             REGISTRY.service(name)  # a DeclarationError names the unknown service
         from pipelines.quality.replay import replay as replay_requests
@@ -136,9 +135,3 @@ def consistency_command(
             raise typer.Exit(1)
 
     run_reporting_errors(check_replay if replay else check_store)
-
-
-def _require_view(name: str) -> None:
-    from features import REGISTRY
-
-    REGISTRY.view(name)  # a DeclarationError names the unknown view
