@@ -111,7 +111,7 @@ def main() -> None:
         register_sources(spark, data)
         history = sum(spark.table(f"clean.{s.name}").count() for s in EVENT_SOURCES)
         began = time.perf_counter()
-        ensure_accepted_ids(spark, "clean")
+        ensure_accepted_ids(spark)
         built = time.perf_counter() - began
         files, size = _dir_size(data / "warehouse" / "clean.db" / "accepted_ids")
         print(

@@ -107,6 +107,7 @@ def synthesize_clean_tables(spark, events: int, days: int, seed: int = 7) -> int
     import numpy as np
     import pyarrow as pa
 
+    from features.catalog import CLEAN, database
     from pipelines.tables import CLEAN_EVENTS, clean_table
 
     rng = np.random.default_rng(seed)
@@ -173,7 +174,7 @@ def synthesize_clean_tables(spark, events: int, days: int, seed: int = 7) -> int
             "event_date": arrow_dates(click_ts),
         }
     )
-    spark.sql("CREATE DATABASE IF NOT EXISTS clean")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(CLEAN)}")
     for name, table in {"playback_events": plays, "ad_impressions": impressions,
                         "ad_clicks": clicks}.items():  # fmt: skip
         schema = CLEAN_EVENTS[name]

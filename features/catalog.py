@@ -1,10 +1,20 @@
 """Physical names: one database per layer, so `SHOW TABLES IN <layer>` tells the story.
 
 The only place that spells a database name. A source's clean table, a view's feature
-table and every platform table are `<layer>.<name>`.
+table and every platform table are `<database of its layer>.<name>`.
+
+One setting moves every database: FEATURE_PLATFORM_DATABASE_PREFIX (e.g. `staging_`
+gives `staging_raw`, `staging_clean`, ...), so several environments, or test modules,
+share one metastore without sharing a table. It is read when a name is resolved, never
+at import: the declarations stay inert data.
 """
 
 from __future__ import annotations
+
+import os
+import re
+
+from features.errors import DeclarationError
 
 RAW = "raw"  # rows as producers wrote them
 CLEAN = "clean"  # validated rows, the quarantine, the accepted-id index
@@ -12,8 +22,26 @@ FEATURES = "features"  # one bitemporal table per feature view
 MONITORING = "monitoring"  # metrics, request logs, backfill progress
 LAYERS = (RAW, CLEAN, FEATURES, MONITORING)
 
+DATABASE_PREFIX_ENV = "FEATURE_PLATFORM_DATABASE_PREFIX"
+_PREFIX = re.compile(r"[a-z][a-z0-9_]*")
 
-def table_name(layer: str, name: str) -> str:
+
+def database_prefix() -> str:
+    prefix = os.environ.get(DATABASE_PREFIX_ENV, "")
+    if prefix and not _PREFIX.fullmatch(prefix):
+        raise DeclarationError(
+            f"{DATABASE_PREFIX_ENV}={prefix!r}: use lower-case letters, digits and _, "
+            "starting with a letter"
+        )
+    return prefix
+
+
+def database(layer: str) -> str:
+    """The database that holds a layer's tables."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}: one of {', '.join(LAYERS)}")
-    return f"{layer}.{name}"
+    return f"{database_prefix()}{layer}"
+
+
+def table_name(layer: str, name: str) -> str:
+    return f"{database(layer)}.{name}"

@@ -27,7 +27,7 @@ served" uses exactly those versions at each label time.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -585,6 +585,19 @@ class Registry:
                 return view
         known = ", ".join(v.name for v in self.views)
         raise DeclarationError(f"unknown feature view {name!r} (known: {known})")
+
+    def select_views(self, refs: Iterable[str | AnyView] | None) -> list[AnyView]:
+        """The views named (or given) in `refs`, in order, each once; None means every view.
+        Every command and job that takes a view selection resolves it here."""
+        if refs is None:
+            return list(self.views)
+        selected: dict[str, AnyView] = {}
+        for ref in refs:
+            view = ref if isinstance(ref, FeatureView | AttributeView) else self.view(ref.strip())
+            selected.setdefault(view.name, view)
+        if not selected:
+            raise DeclarationError("no feature views selected")
+        return list(selected.values())
 
     def service(self, name: str) -> FeatureService:
         for service in self.services:

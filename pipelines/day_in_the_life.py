@@ -24,13 +24,16 @@ from pyspark.sql import functions as F
 
 from features import REGISTRY
 from features.catalog import RAW, table_name
-from pipelines.interval import HOUR, Interval, floor_hour, from_unix_micros, utc_literal
+from features.sources import ad_impressions
+from pipelines.delta_io import rows_in
+from pipelines.interval import HOUR, Interval, floor_hour, from_unix_micros
 from pipelines.serving.direct import OnlineReader
 from pipelines.serving.request_log import RequestLog
+from pipelines.steps import COMPUTE, INGEST, MATERIALIZE, Echo
 
 SERVICE = "ctr_model"
 Request = tuple[datetime, int, int]  # (time, member, ad)
-HOURLY_STEPS = ("ingest", "compute", "materialize")
+HOURLY_STEPS = (INGEST, COMPUTE, MATERIALIZE)
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,10 @@ def requests_in(
 ) -> list[tuple[datetime, int, int]]:
     """Up to `limit` ad requests (time, member, ad) of the traffic hour, from the raw
     impressions (what the ad server saw, whenever it reached the pipeline)."""
-    impressions = spark.table(table_name(RAW, "ad_impressions")).where(
-        F.col("member_id").isNotNull()
-        & F.col("ad_id").isNotNull()
-        & (F.col("event_timestamp") >= utc_literal(traffic.start))
-        & (F.col("event_timestamp") < utc_literal(traffic.end))
-    )
+    # Raw rows: a producer's `event_date` may be wrong, so no partition pruning by it.
+    impressions = rows_in(
+        spark.table(table_name(RAW, ad_impressions.name)), ad_impressions.timestamp_column, traffic
+    ).where(F.col("member_id").isNotNull() & F.col("ad_id").isNotNull())
     rows = (
         impressions.select(
             F.unix_micros("event_timestamp").alias("t"), "member_id", "ad_id", "impression_id"
@@ -78,24 +79,24 @@ def run_hours(
     log: RequestLog,
     skip: Callable[[str, Interval], bool] = lambda step, interval: False,
     after_hour: Callable[[Interval], list[Request]] | None = None,
+    echo: Echo = lambda line: None,
 ) -> list[ServedHour]:
     """Run the hourly pipeline for `hours` hours from `start`, serving the requests of
     each following hour through a logging `OnlineReader` (see the module docstring).
 
     `skip(step, interval)` leaves a step out (to inject a missed materialization);
     `after_hour(interval)` runs after an hour's steps, before its traffic, and returns
-    requests to serve besides the traffic (to inject skew and watch it).
+    requests to serve besides the traffic (to inject skew and watch it). The steps'
+    lines go to `echo` (by default nowhere).
     """
-    from pipelines import tasks
-
     served = []
     views = list(REGISTRY.resolve(SERVICE))  # the views the served model reads
     with OnlineReader(SERVICE, redis_url=redis_url, log=log) as reader:
         for hour in Interval(start, start + hours * HOUR).chunks(HOUR):
             for step in HOURLY_STEPS:
-                if not skip(step, hour):
-                    options = {} if step == "ingest" else {"views": views}
-                    tasks.STEPS[step](spark, hour, **options)
+                if not skip(step.name, hour):
+                    options = {} if step is INGEST else {"views": views}
+                    step.run(spark, hour, echo=echo, **options)
             extra = after_hour(hour) if after_hour is not None else []
             traffic = traffic_after(hour)
             requests = sorted([*requests_in(spark, traffic, requests_per_hour), *extra])

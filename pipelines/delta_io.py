@@ -1,4 +1,5 @@
-"""Catalog and Delta helpers shared by every job: one atomic write per table per run."""
+"""Catalog and Delta helpers shared by every job: one way to read an interval of a table,
+one atomic write per table per run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.errors import MissingTableError
+from pipelines.interval import Interval
 
 
 def ensure_database(spark: SparkSession, database: str) -> None:
@@ -23,6 +25,20 @@ def require_table(spark: SparkSession, table: str, hint: str = "") -> None:
     if not table_exists(spark, table):
         suffix = f" ({hint})" if hint else ""
         raise MissingTableError(f"table {table} does not exist{suffix}")
+
+
+def rows_in(
+    table: DataFrame,
+    column: str,
+    interval: Interval,
+    *,
+    closed: str = "start",
+    partition_column: str | None = None,
+) -> DataFrame:
+    """The rows of `table` whose `column` lies in the interval, pruned to its days'
+    partitions when `partition_column` holds the date of `column` (`Interval.sql`).
+    Every job reads an interval of a table this way."""
+    return table.where(interval.sql(column, closed=closed, partition_column=partition_column))
 
 
 def replace_where(

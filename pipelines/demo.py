@@ -23,6 +23,15 @@ import typer
 from features import REGISTRY, AttributeView
 from pipelines.interval import HOUR, Interval
 from pipelines.reporting import run_reporting_errors
+from pipelines.steps import (
+    BACKFILL,
+    CONSISTENCY,
+    GENERATE,
+    INGEST,
+    MATERIALIZE,
+    REPLAY,
+    VALIDATE,
+)
 
 DEMO_START = datetime(2026, 11, 1, tzinfo=UTC)
 DEMO_DAYS = 5
@@ -36,6 +45,10 @@ T = TypeVar("T")
 
 def _say(message: str = "") -> None:
     typer.echo(message)
+
+
+def _indented(line: str) -> None:
+    _say(f"   {line}")
 
 
 @contextmanager
@@ -60,15 +73,10 @@ def run_demo(
 ) -> None:
     from pyspark.sql import functions as F
 
-    from pipelines.compute import backfill
     from pipelines.config import settings
     from pipelines.feast_repo import feast_objects
-    from pipelines.generate import generate
-    from pipelines.ingest import ingest
     from pipelines.modeling import train_logistic_baseline
-    from pipelines.quality import validate
     from pipelines.redis_server import ensure_redis
-    from pipelines.serving.materialize import materialize
     from pipelines.serving.online import get_online_features_df
     from pipelines.serving.store import feature_store
     from pipelines.spark import get_spark
@@ -88,19 +96,17 @@ def run_demo(
     _say(f"   redis at {redis_url}")
     spark = _timed("spark", lambda: get_spark("feature-platform-demo"))
 
-    with _step("generate raw events (raw.*)"):
+    with _step(GENERATE.title):
         # One hour more than the period: the Airflow run at the end ingests it.
-        counts = generate(spark, start=start, end=end + HOUR, scale=scale)
-        for table, rows in counts.items():
-            _say(f"   raw.{table:<18} {rows:>10,} rows")
+        GENERATE.run(spark, Interval(start, end + HOUR), echo=_indented, scale=scale)
 
-    with _step("ingest the history: raw -> clean (malformed rows -> clean.quarantine)"):
-        report = ingest(spark, start=start, end=live)
-        for line in report.lines():
-            _say(f"   {line}")
+    with _step(f"{INGEST.title}, the history"):
+        INGEST.run(spark, Interval(start, live), echo=_indented)
 
     with _step("compute the history's feature versions (features.*), day by day"):
-        written = backfill(spark, start=start, end=live, chunk=timedelta(days=1), force=True)
+        # The table below says more than the step's rows-per-table lines.
+        quiet = BACKFILL.run(spark, Interval(start, live), echo=lambda line: None, force=True)
+        written = quiet.summary
         _say(f"   {'table':<28} {'rows':>9} {'entities':>9} {'late versions':>14}")
         for view in REGISTRY.views:
             stats = (
@@ -117,9 +123,8 @@ def run_demo(
         _say(f"   rows written this run: {sum(written.values()):,}")
 
     last_day = Interval(live - timedelta(days=1), live)
-    with _step(f"validate the versions learned in {last_day} with Great Expectations"):
-        verdict = validate(spark, start=last_day.start, end=last_day.end)
-        _say("   " + verdict.render().replace("\n", "\n   "))
+    with _step(f"{VALIDATE.title}: the versions learned in {last_day}"):
+        VALIDATE.run(spark, last_day, echo=_indented)
 
     with _step("feast apply (objects built from features/)"):
         store = feature_store(redis_url)
@@ -127,9 +132,8 @@ def run_demo(
         store.apply(objects)
         _say(f"   applied {len(objects)} objects to project {store.project}")
 
-    with _step(f"materialize the history to Redis [{start:%Y-%m-%d}, {live:%Y-%m-%d %H:%M})"):
-        mat = materialize(spark, start=start, end=live, redis_url=redis_url)
-        _say("   " + mat.summary().replace("\n", "\n   "))
+    with _step(f"{MATERIALIZE.title}: the history [{start:%Y-%m-%d}, {live:%Y-%m-%d %H:%M})"):
+        MATERIALIZE.run(spark, Interval(start, live), echo=_indented, redis_url=redis_url)
 
     with _step("online features (ctr_model) for a few members and ads"):
         examples = _example_entities(spark)
@@ -198,9 +202,7 @@ def _day_in_the_life(spark: Any, live: datetime, hours: int, redis_url: str) -> 
             _say(f"   run {hour.interval}: {hour.requests} requests served in {hour.traffic}")
     traffic = Interval(served[0].traffic.start, served[-1].traffic.end)
     with _step(f"replay the logged requests through the training-set builder, {traffic}"):
-        serving = replay(spark, start=traffic.start, end=traffic.end, services=[SERVICE])
-        for line in serving.lines():
-            _say(f"   {line}")
+        REPLAY.run(spark, traffic, echo=_indented, services=[SERVICE])
         feast = replay(
             spark, start=traffic.start, end=traffic.end, services=[SERVICE], mode="feast"
         )
@@ -241,14 +243,8 @@ def _example_entities(spark: Any) -> list[dict[str, Any]]:
 
 
 def _consistency(spark: Any, as_of: datetime) -> None:
-    try:
-        from pipelines.quality.consistency import check_consistency
-    except ImportError:
-        return
-    with _step(f"online/offline consistency as of {as_of:%Y-%m-%d %H:%M}"):
-        report = check_consistency(spark, as_of=as_of)
-        for line in report.lines():
-            _say(f"   {line}")
+    with _step(f"{CONSISTENCY.title} as of {as_of:%Y-%m-%d %H:%M}"):
+        CONSISTENCY.run(spark, Interval(as_of - HOUR, as_of), echo=_indented)
 
 
 def _airflow(end: datetime) -> None:

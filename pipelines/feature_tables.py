@@ -9,9 +9,11 @@ before `event_timestamp`), one column per feature, and the partition column
 
 from __future__ import annotations
 
+from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from features import AnyView
+from pipelines.delta_io import rows_in
 from pipelines.interval import Interval
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -48,3 +50,8 @@ def learned_in(interval: Interval) -> str:
     run over `[start, end)` writes (compute), checks (the gate) and publishes (materialize).
     Delta skips files by their `created_timestamp` range."""
     return interval.sql(CREATED_TIMESTAMP, closed="end")
+
+
+def versions_learned_in(features: DataFrame, interval: Interval) -> DataFrame:
+    """The rows of a feature table that `learned_in` selects."""
+    return rows_in(features, CREATED_TIMESTAMP, interval, closed="end")

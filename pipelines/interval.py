@@ -112,16 +112,28 @@ class Interval:
     def hours(self) -> float:
         return (self.end - self.start) / HOUR
 
-    def sql(self, column: str, *, closed: str = "start") -> str:
-        """SQL text (Delta's replaceWhere, GE queries) selecting `column` in `[start, end)`,
-        or in `(start, end]` with `closed="end"` (versions created in a run). Column
-        expressions take `utc_literal` instead."""
+    def sql(
+        self, column: str, *, closed: str = "start", partition_column: str | None = None
+    ) -> str:
+        """SQL text (reads, Delta's replaceWhere, GE queries) selecting `column` in
+        `[start, end)`, or in `(start, end]` with `closed="end"` (versions created in a run).
+
+        `partition_column` names the table's partition column when it holds the UTC date of
+        `column` (`event_date` of event and feature tables): the condition then also bounds
+        it, so a read skips every other day's files. The time condition is the exact one."""
         lo, hi = sql_timestamp(self.start), sql_timestamp(self.end)
         if closed == "start":
-            return f"{column} >= {lo} AND {column} < {hi}"
-        if closed == "end":
-            return f"{column} > {lo} AND {column} <= {hi}"
-        raise ValueError(f"closed must be 'start' or 'end', not {closed!r}")
+            condition = f"{column} >= {lo} AND {column} < {hi}"
+        elif closed == "end":
+            condition = f"{column} > {lo} AND {column} <= {hi}"
+        else:
+            raise ValueError(f"closed must be 'start' or 'end', not {closed!r}")
+        if partition_column is None:
+            return condition
+        first_day, last_day = self.start.date().isoformat(), self.end.date().isoformat()
+        return (
+            f"{condition} AND {partition_column} BETWEEN DATE '{first_day}' AND DATE '{last_day}'"
+        )
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"

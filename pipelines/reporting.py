@@ -1,13 +1,22 @@
-"""The CLI's one error boundary: what a user can fix is printed as one line, exit 2."""
+"""The CLI's one error boundary, and how the CLI runs a pipeline step.
+
+An error the user can fix prints one line and exits 2; a checking step whose verdict
+is FAIL has printed its report and exits 1 (a DAG or a script stops on either).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from pipelines.errors import PlatformError
+from pipelines.steps import StepFailedError
+
+if TYPE_CHECKING:
+    from pipelines.interval import Interval
+    from pipelines.steps import Step, StepResult
 
 Result = TypeVar("Result")
 
@@ -23,8 +32,35 @@ def run_reporting_errors(func: Callable[..., Result], *args: Any, **kwargs: Any)
 
     try:
         return func(*args, **kwargs)
+    except StepFailedError as exc:
+        fail(str(exc), code=1)
     except PlatformError as exc:
         fail(str(exc))
     except AnalysisException as exc:
         fail(str(exc).strip().splitlines()[0])
     raise AssertionError("unreachable: fail() exits")
+
+
+def run_step(step: Step, interval: Interval, **options: Any) -> StepResult:
+    """Run a pipeline step from the CLI: Spark starts only now, after the arguments passed
+    their checks, and the step's lines go to the terminal."""
+    from pipelines.spark import get_spark
+
+    return step.run(get_spark(step.name), interval, echo=typer.echo, **options)
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """A comma-separated option (`--views a,b`) as names; absent or blank -> None (all)."""
+    if text is None or not text.strip():
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_view_names(text: str | None) -> list[str] | None:
+    """`--views`, each name checked against the declarations before Spark starts."""
+    from features import REGISTRY
+
+    names = parse_names(text)
+    if names is not None:
+        REGISTRY.select_views(names)  # a DeclarationError names the unknown view
+    return names

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from features.catalog import CLEAN, table_name
+from features.catalog import CLEAN, RAW, table_name
 from features.core import DimensionSource, EventSource
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
 from pipelines.feature_tables import spark_type
@@ -70,3 +70,15 @@ CLEAN_EVENTS = {source.name: clean_schema(source) for source in EVENT_SOURCES}
 
 def clean_table(name: str) -> str:
     return table_name(CLEAN, name)
+
+
+def raw_table(source: EventSource | DimensionSource) -> str:
+    return table_name(RAW, source.name)
+
+
+def quarantine_table() -> str:
+    return clean_table("quarantine")
+
+
+def accepted_ids_table() -> str:
+    return clean_table("accepted_ids")

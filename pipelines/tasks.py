@@ -1,11 +1,13 @@
-"""What each Airflow task runs, for one data interval: the seam between `dags/` and the jobs.
+"""What each Airflow task runs, for one data interval: the seam between `dags/` and the steps.
 
-Two runners, chosen by FEATURE_PLATFORM_TASK_RUNNER (no code change):
-- `local` (default): the job runs in the task's own process, Spark in local mode (or against
-  FEATURE_PLATFORM_SPARK_MASTER in client mode);
-- `spark-submit`: the task submits `feature-platform <step>` with `spark-submit` to
+A task runs one of the pipeline's steps (`pipelines.steps`), the same object the CLI and
+the demo run. Two runners, chosen by FEATURE_PLATFORM_TASK_RUNNER (no code change):
+- `local` (default): the step runs in the task's own process, Spark in local mode (or
+  against FEATURE_PLATFORM_SPARK_MASTER in client mode);
+- `spark-submit`: the task submits the step with `spark-submit` to
   FEATURE_PLATFORM_SPARK_MASTER (a standalone, YARN or Kubernetes master).
-Each step returns a small JSON-able summary (it lands in XCom).
+A task returns the step's small JSON-able summary (it lands in XCom); a failed verdict
+raises, which fails the task.
 """
 
 from __future__ import annotations
@@ -14,125 +16,46 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.config import PROJECT_ROOT, SPARK_CONF_DIR, settings
 from pipelines.errors import PlatformError
-from pipelines.interval import Interval
+from pipelines.interval import HOUR, Interval
+from pipelines.steps import REPLAY, step_named
 
 TASK_RUNNER_ENV = "FEATURE_PLATFORM_TASK_RUNNER"
 
 
-def _ingest(spark: Any, interval: Interval) -> dict[str, Any]:
-    from pipelines.ingest import ingest
-
-    report = ingest(spark, start=interval.start, end=interval.end)
-    for line in report.lines():
-        print(line)
-    return {
-        name: {"raw": c.raw, "clean": c.clean, "quarantined": dict(c.quarantined)}
-        for name, c in report.tables.items()
-    }
-
-
-def _compute(spark: Any, interval: Interval, views: list[str] | None = None) -> dict[str, Any]:
-    from pipelines.compute import compute
-
-    return dict(compute(spark, start=interval.start, end=interval.end, views=views))
-
-
-def _validate(spark: Any, interval: Interval) -> dict[str, Any]:
-    from pipelines.quality import validate
-
-    report = validate(spark, start=interval.start, end=interval.end)
-    print(report.render())
-    if not report.success:
-        failed = ", ".join(t.name for t in report.failed)
-        raise PlatformError(f"validation failed for {interval}: {failed} (see {report.docs_index})")
-    return {"success": True, "tables": len(report.tables)}
-
-
-def _materialize(spark: Any, interval: Interval, views: list[str] | None = None) -> dict[str, Any]:
-    from pipelines.serving.materialize import materialize
-
-    report = materialize(spark, start=interval.start, end=interval.end, views=views)
-    print(report.summary())
-    return {v.view: {"entities": v.rows, "written": v.written} for v in report.views}
-
-
-def _consistency(spark: Any, interval: Interval) -> dict[str, Any]:
-    from pipelines.quality.consistency import check_consistency
-
-    report = check_consistency(spark, as_of=interval.end)
-    for line in report.lines():
-        print(line)
-    if not report.success:
-        raise PlatformError(
-            f"online/offline consistency failed as of {interval.end}: {report.summary()}"
-        )
-    return {"success": True, "entities": report.sampled_entities}
-
-
-def _replay(spark: Any, interval: Interval) -> dict[str, Any]:
-    """Replay the requests logged in the hour before the interval (their values were all
-    published by earlier runs)."""
-    from pipelines.interval import HOUR
-    from pipelines.quality.replay import ReplayError, replay
-
-    previous = Interval(interval.start - HOUR, interval.start)
-    try:
-        report = replay(spark, start=previous.start, end=previous.end)
-    except ReplayError as exc:
-        if str(exc).startswith("no requests were logged"):
-            return {"skipped": str(exc)}
-        raise
-    for line in report.lines():
-        print(line)
-    if not report.success:
-        raise PlatformError(f"replay of {previous} found skew: {report.lines()[0]}")
-    return {"success": True, "requests": report.requests}
-
-
-def _training_set(spark: Any, interval: Interval) -> dict[str, Any]:
-    """The day's CTR training set as served (`Mode.SERVING`), once its labels are mature."""
-    from pipelines.training import Mode, build_training_set
-    from pipelines.training.labels import ctr_labels
-
-    output = settings().data_dir / "training_sets" / "ctr" / interval.start.strftime("%Y-%m-%d")
-    labels = ctr_labels(spark, start=interval.start, end=interval.end)
-    frame = build_training_set(spark, labels, "ctr_model", output=str(output), mode=Mode.SERVING)
-    return {"output": str(output), "rows": frame.count(), "mode": Mode.SERVING.value}
-
-
-STEPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "ingest": _ingest,
-    "compute": _compute,
-    "validate": _validate,
-    "materialize": _materialize,
-    "consistency": _consistency,
-    "replay": _replay,
-    "training_set": _training_set,
-}
+def step_interval(step: str, interval: Interval) -> Interval:
+    """The interval a task's step works on. Replay takes the hour before the run's own:
+    the requests logged then were served from values earlier runs published."""
+    if step == REPLAY.name:
+        return Interval(interval.start - HOUR, interval.start)
+    return interval
 
 
 def run(
     step: str, start: str | datetime | None, end: str | datetime | None, **options: Any
 ) -> dict[str, Any]:
-    """Run one pipeline step for `[start, end)` with the configured runner; `options` are
-    the step's own (e.g. `views` for materialize)."""
-    if step not in STEPS:
-        raise PlatformError(f"unknown step {step!r} (known: {', '.join(STEPS)})")
+    """Run one pipeline step for the task's data interval `[start, end)` with the configured
+    runner; `options` are the step's own (e.g. `views` for materialize). A replay with no
+    logged requests returns `{"skipped": reason}`: the DAG marks the task skipped."""
+    chosen = step_named(step)
     if start is None or end is None:
         raise PlatformError(f"step {step} needs a data interval")
-    interval = Interval.parse(start, end)
+    interval = step_interval(step, Interval.parse(start, end))
     if os.environ.get(TASK_RUNNER_ENV, "local") == "spark-submit":
         return _spark_submit(step, interval, options)
+    from pipelines.quality.replay import NothingLoggedError
     from pipelines.spark import get_spark
 
-    return STEPS[step](get_spark(f"feature-platform-{step}"), interval, **options)
+    try:
+        result = chosen.run(get_spark(f"feature-platform-{step}"), interval, **options)
+    except NothingLoggedError as exc:
+        return {"skipped": str(exc)}
+    return dict(result.summary)
 
 
 def _spark_submit(step: str, interval: Interval, options: dict[str, Any]) -> dict[str, Any]:

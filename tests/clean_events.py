@@ -122,7 +122,7 @@ def write_clean_tables(spark) -> None:
 
 
 def _write(spark, table, rows, schema, partition_by) -> None:
-    spark.sql("CREATE DATABASE IF NOT EXISTS clean")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.split('.')[0]}")
     df = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     writer.partitionBy(*partition_by).saveAsTable(table)

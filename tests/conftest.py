@@ -34,6 +34,23 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ["FEATURE_PLATFORM_DATA_DIR"] = previous
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_databases(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test module works in databases of its own (`test_ingest_raw`,
+    `test_ingest_clean`, ...: `features.catalog`), so no module sees another's tables
+    and none depends on the order modules run in."""
+    from features.catalog import DATABASE_PREFIX_ENV
+
+    prefix = f"{request.module.__name__.rsplit('.', 1)[-1].lower()}_"
+    previous = os.environ.get(DATABASE_PREFIX_ENV)
+    os.environ[DATABASE_PREFIX_ENV] = prefix
+    yield prefix
+    if previous is None:
+        os.environ.pop(DATABASE_PREFIX_ENV, None)
+    else:
+        os.environ[DATABASE_PREFIX_ENV] = previous
+
+
 @pytest.fixture(scope="session")
 def spark(data_dir) -> Iterator[SparkSession]:
     from pipelines.spark import get_spark

@@ -11,15 +11,17 @@ from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
 from features import (
+    REGISTRY,
     Aggregation,
     DeclarationError,
     EventSource,
     FeatureView,
     Op,
 )
+from features.catalog import FEATURES, table_name
 from features.entities import member
 from pipelines.cli import app
-from pipelines.compute import PROGRESS_TABLE, backfill, compute
+from pipelines.compute import backfill, compute, progress_table
 from pipelines.compute.backfill import is_covered
 from pipelines.errors import IntervalError, MissingTableError
 from pipelines.interval import Interval, parse_time
@@ -27,7 +29,11 @@ from pipelines.interval import Interval, parse_time
 # The module, not the function `pipelines.compute.backfill` that shadows it.
 backfill_module = importlib.import_module("pipelines.compute.backfill")
 VIEWS = ["member_engagement", "ad_performance"]  # the richest view and a two-source one
-TABLES = [f"features.{v}" for v in VIEWS]
+
+
+def tables() -> list[str]:
+    """The views' tables, named when a test runs (in the module's own databases)."""
+    return [REGISTRY.view(v).table for v in VIEWS]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,7 @@ def clean(spark) -> None:
 def computed(spark, clean) -> dict[str, list[tuple]]:
     """The tables of VIEWS computed over [START, END) once: {table: sorted rows}."""
     compute(spark, start=START, end=END, views=VIEWS)
-    return {table: snapshot(spark, table) for table in TABLES}
+    return {table: snapshot(spark, table) for table in tables()}
 
 
 def snapshot(spark, table: str) -> list[tuple]:
@@ -53,43 +59,43 @@ def version(spark, table: str) -> int:
 
 
 def test_recompute_is_idempotent_with_one_write_per_table(spark, computed) -> None:
-    before = {table: version(spark, table) for table in TABLES}
+    before = {table: version(spark, table) for table in tables()}
     written = compute(spark, start=START, end=END, views=VIEWS)
-    for table in TABLES:
+    for table in tables():
         assert snapshot(spark, table) == computed[table]
         assert written[table] == len(computed[table]) > 0
         assert version(spark, table) == before[table] + 1
 
 
 def test_adjacent_intervals_compose_into_their_union(spark, computed) -> None:
-    for table in TABLES:
+    for table in tables():
         spark.sql(f"DELETE FROM {table}")
     middle = START + timedelta(days=1, hours=7)  # mid-day: both halves write that partition
     first = compute(spark, start=START, end=middle, views=VIEWS)
     second = compute(spark, start=middle, end=END, views=VIEWS)
-    for table in TABLES:
+    for table in tables():
         assert snapshot(spark, table) == computed[table]
         assert first[table] > 0 and second[table] > 0
         assert first[table] + second[table] == len(computed[table])
 
 
 def test_unknown_view_is_refused_before_any_write(spark, computed) -> None:
-    before = version(spark, TABLES[0])
+    before = version(spark, tables()[0])
     with pytest.raises(DeclarationError, match="'no_such_view'"):
         compute(spark, start=START, end=END, views=[VIEWS[0], "no_such_view"])
-    assert version(spark, TABLES[0]) == before
+    assert version(spark, tables()[0]) == before
 
 
 def test_missing_source_table_is_refused_before_any_write(spark, computed) -> None:
-    before = version(spark, TABLES[0])
+    before = version(spark, tables()[0])
     ghost = EventSource("ghost_events", columns={"member_id": "int64"})
     view = FeatureView(
         "ghost_activity", member, (Aggregation(ghost, Op.COUNT, ("1d",), alias="ghosts"),)
     )
     with pytest.raises(MissingTableError, match=r"clean\.ghost_events"):
         compute(spark, start=START, end=END, views=[VIEWS[0], view])
-    assert version(spark, TABLES[0]) == before
-    assert not spark.catalog.tableExists("features.ghost_activity")
+    assert version(spark, tables()[0]) == before
+    assert not spark.catalog.tableExists(table_name(FEATURES, "ghost_activity"))
 
 
 @pytest.mark.parametrize(
@@ -112,18 +118,18 @@ def test_chunk_coverage_accepts_other_chunkings() -> None:
 
 
 def test_backfill_equals_compute_and_skips_completed_chunks(spark, computed) -> None:
-    table, end = "features.ad_performance", START + timedelta(days=3)
+    table, end = REGISTRY.view("ad_performance").table, START + timedelta(days=3)
     # Rows of [START, end) are the same whatever interval computed them.
     expected = [row for row in computed[table] if row[1] < end]
     spark.sql(f"DELETE FROM {table}")
-    if spark.catalog.tableExists(PROGRESS_TABLE):
-        spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
+    if spark.catalog.tableExists(progress_table()):
+        spark.sql(f"DELETE FROM {progress_table()}")
 
     chunk = timedelta(hours=36)
     written = backfill(spark, start=START, end=end, chunk=chunk, views=["ad_performance"])
     assert snapshot(spark, table) == expected
     assert written == {table: len(expected)}
-    progress = spark.table(PROGRESS_TABLE).where(F.col("view") == "ad_performance")
+    progress = spark.table(progress_table()).where(F.col("view") == "ad_performance")
     assert progress.count() == 2
 
     before = version(spark, table)
@@ -134,8 +140,8 @@ def test_backfill_equals_compute_and_skips_completed_chunks(spark, computed) -> 
 
 def test_backfill_resumes_after_a_failure(spark, clean, monkeypatch) -> None:
     view, end, chunk = "member_profile", START + timedelta(days=4), timedelta(days=2)
-    if spark.catalog.tableExists(PROGRESS_TABLE):
-        spark.sql(f"DELETE FROM {PROGRESS_TABLE}")
+    if spark.catalog.tableExists(progress_table()):
+        spark.sql(f"DELETE FROM {progress_table()}")
     calls: list[Interval] = []
     failures: list[Interval] = []
     real_compute = backfill_module.compute
@@ -163,12 +169,13 @@ def test_cli_compute_and_backfill(spark, clean) -> None:
     args = ["--start", START.isoformat(), "--end", END.isoformat(), "--views", "ad_profile"]
     result = runner.invoke(app, ["compute", *args])
     assert result.exit_code == 0, result.output
-    rows = spark.table("features.ad_profile").count()
-    assert result.output.strip() == f"features.ad_profile: {rows} rows"
+    table = REGISTRY.view("ad_profile").table
+    rows = spark.table(table).count()
+    assert result.output.strip() == f"{table}: {rows} rows"
 
     result = runner.invoke(app, ["backfill", *args, "--chunk-hours", "1000", "--force"])
     assert result.exit_code == 0, result.output
-    assert f"features.ad_profile: {rows} rows" in result.output
+    assert f"{table}: {rows} rows" in result.output
 
 
 @pytest.mark.parametrize(

@@ -225,4 +225,7 @@ def test_attribute_view_keeps_versions_of_the_interval_only(spark, computed) -> 
     rows = latest_versions(table_rows(spark, REGISTRY.view("member_profile")))
     assert (1, at(-30)) not in rows and rows[(1, at(50))]["plan"] == "premium"
     assert rows[(3, at(0))]["country"] == "DE"  # same instant: the greatest version
-    assert spark.table("features.member_profile").where(F.col("member_id") == 3).count() == 1
+    assert (
+        spark.table(REGISTRY.view("member_profile").table).where(F.col("member_id") == 3).count()
+        == 1
+    )

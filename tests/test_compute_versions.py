@@ -21,6 +21,7 @@ from clean_events import ODD_WINDOWS
 from pyspark.sql import functions as F
 
 from features import REGISTRY, FeatureView
+from features.catalog import CLEAN, database
 from pipelines.compute import compute
 from pipelines.tables import CLEAN_EVENTS, clean_table
 
@@ -96,7 +97,7 @@ EVENTS = _events(seed=20261206)
 
 @pytest.fixture(scope="module")
 def clean(spark) -> None:
-    spark.sql("CREATE DATABASE IF NOT EXISTS clean")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(CLEAN)}")
     for name, rows in EVENTS.items():
         schema = CLEAN_EVENTS[name]
         df = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)

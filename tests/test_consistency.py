@@ -13,9 +13,9 @@ from features import REGISTRY, AttributeView
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.feature_tables import feature_table_schema
 from pipelines.quality.consistency import (
-    METRICS_TABLE,
     check_consistency,
     compare_feature,
+    metrics_table,
     sample_keys,
 )
 from pipelines.redis_server import redis_client
@@ -105,7 +105,7 @@ def test_clean_materialization_passes_and_metrics_are_recorded(spark, world):
     assert report.success, report.lines()
     assert report.sampled_entities == 50  # 25 per view
     assert all(m.compared == 25 and m.mismatches == 0 for m in report.measures)
-    recorded = spark.table(METRICS_TABLE).where(f"as_of = TIMESTAMP '{END:%Y-%m-%d %H:%M:%S}'")
+    recorded = spark.table(metrics_table()).where(f"as_of = TIMESTAMP '{END:%Y-%m-%d %H:%M:%S}'")
     assert recorded.count() == len(report.measures)
     again = _check(spark, world)  # a rerun replaces the rows of that as_of
     assert again.success

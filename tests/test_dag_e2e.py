@@ -8,6 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from features import REGISTRY
+from features.sources import playback_events
 from pipelines.airflow_local import run_dag_once
 from pipelines.generate import generate
 from pipelines.ingest import ingest
@@ -61,7 +62,7 @@ def _snapshot(spark, url: str) -> tuple:
         .collect()
     )
     clean = (
-        spark.table("clean.playback_events")
+        spark.table(playback_events.table)
         .where(
             (F.col("ingestion_timestamp") >= H0.replace(tzinfo=None))
             & (F.col("ingestion_timestamp") < H2.replace(tzinfo=None))
@@ -109,7 +110,7 @@ def test_two_hours_then_a_rerun_then_a_failing_gate(spark, pipeline_env):
 
     # Bad clean data for the third hour (as if an upstream writer produced it): the gate
     # fails, nothing is materialized, Redis keeps its values.
-    schema = spark.table("clean.playback_events").schema
+    schema = spark.table(playback_events.table).schema
     row = {
         "event_id": "bad-1",
         "member_id": None,
@@ -121,7 +122,7 @@ def test_two_hours_then_a_rerun_then_a_failing_gate(spark, pipeline_env):
         "event_date": H2.date(),
     }
     bad = spark.createDataFrame([tuple(row[name] for name in schema.names)], schema)
-    bad.write.format("delta").mode("append").saveAsTable("clean.playback_events")
+    bad.write.format("delta").mode("append").saveAsTable(playback_events.table)
     states = run_dag_once("feature_pipeline", H2, H3, retries=0, mark_success_pattern="^ingest$")
     assert states["validate"] == "failed"
     assert states["materialize"] == "upstream_failed"

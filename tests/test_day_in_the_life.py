@@ -18,7 +18,7 @@ from pipelines.day_in_the_life import requests_in, run_hours, traffic_after
 from pipelines.generate import generate
 from pipelines.ingest import ingest
 from pipelines.interval import HOUR, Interval, utc_literal
-from pipelines.quality.replay import METRICS_TABLE, ReplayError, replay
+from pipelines.quality.replay import ReplayError, metrics_table, replay, served_table
 from pipelines.redis_server import redis_client
 from pipelines.serving.encoding import encode_entity_keys, encode_values
 from pipelines.serving.materialize import layout_for, materialize
@@ -81,7 +81,7 @@ def test_serving_mode_gives_every_request_what_was_served(spark, clean_hours) ->
     feast = replay(spark, start=interval.start, end=interval.end, mode="feast")
     assert not feast.success and feast.rows_differing_ratio() > 0.01, feast.lines()
     assert sum(1 for f in feast.features if f.differing) >= 10
-    recorded = spark.table(METRICS_TABLE).where(
+    recorded = spark.table(metrics_table()).where(
         F.col("interval_start") == utc_literal(interval.start)
     )
     assert {r["mode"] for r in recorded.select("mode").distinct().collect()} == {
@@ -92,10 +92,14 @@ def test_serving_mode_gives_every_request_what_was_served(spark, clean_hours) ->
 
 def test_replaying_an_interval_without_a_log_is_one_error(spark, live) -> None:
     empty = (DAY - timedelta(days=30), DAY - timedelta(days=29))
-    before = spark.table(METRICS_TABLE).count() if spark.catalog.tableExists(METRICS_TABLE) else 0
+    before = (
+        spark.table(metrics_table()).count() if spark.catalog.tableExists(metrics_table()) else 0
+    )
     with pytest.raises(ReplayError, match="no requests were logged for ctr_model"):
         replay(spark, start=empty[0], end=empty[1], services=["ctr_model"])
-    after = spark.table(METRICS_TABLE).count() if spark.catalog.tableExists(METRICS_TABLE) else 0
+    after = (
+        spark.table(metrics_table()).count() if spark.catalog.tableExists(metrics_table()) else 0
+    )
     assert after == before
 
 
@@ -123,7 +127,7 @@ def test_a_log_written_under_other_definitions_is_refused(spark, live, clean_hou
     folder = log_directory("ctr_model") / f"request_hour={moment:%Y-%m-%dT%H}"
     folder.mkdir(parents=True)
     pq.write_table(shifted, folder / "part-elsewhere.parquet")
-    tables = ("monitoring.replay_metrics", "monitoring.served_ctr_model")
+    tables = (metrics_table(), served_table("ctr_model"))
     before = [spark.table(t).count() for t in tables]
     with pytest.raises(ReplayError, match="logged under other feature definitions"):
         replay(spark, start=moment, end=moment + HOUR, services=["ctr_model"])

@@ -181,3 +181,24 @@ def test_declaration_errors_name_the_culprit() -> None:
     sums = Aggregation(playback_events, Op.SUM, ("1d",), column="watch_seconds")
     with pytest.raises(DeclarationError, match="not a count feature"):
         FeatureView("ratios", member, (plays, sums), ratios=(ratio,))
+
+
+def test_one_setting_moves_every_database(monkeypatch):
+    from features import REGISTRY
+    from features.catalog import DATABASE_PREFIX_ENV, LAYERS, database
+    from features.sources import members, playback_events
+    from pipelines.compute.backfill import progress_table
+    from pipelines.tables import quarantine_table, raw_table
+
+    monkeypatch.setenv(DATABASE_PREFIX_ENV, "staging_")
+    assert [database(layer) for layer in LAYERS] == [f"staging_{layer}" for layer in LAYERS]
+    assert playback_events.table == "staging_clean.playback_events"
+    assert members.table == "staging_clean.members"
+    assert raw_table(playback_events) == "staging_raw.playback_events"
+    assert quarantine_table() == "staging_clean.quarantine"
+    assert progress_table() == "staging_monitoring.backfill_progress"
+    assert {v.table.split(".")[0] for v in REGISTRY.views} == {"staging_features"}
+
+    monkeypatch.setenv(DATABASE_PREFIX_ENV, "Prod-1")
+    with pytest.raises(DeclarationError, match="FEATURE_PLATFORM_DATABASE_PREFIX='Prod-1'"):
+        database("raw")

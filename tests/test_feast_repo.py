@@ -51,7 +51,7 @@ def test_every_declaration_becomes_a_feast_object() -> None:
         ]
         assert [f.name for f in fv.entity_columns] == [view.entity.join_key]
         source = fv.batch_source
-        assert source.table == f"features.{view.name}"
+        assert source.table == view.table
         assert source.timestamp_field == "event_timestamp"
         assert source.created_timestamp_column == "created_timestamp"
     assert views["member_profile"].ttl == timedelta(0)

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from sklearn.metrics import roc_auc_score
 
+from features.catalog import database_prefix
 from features.sources import PLACEMENTS
 from pipelines.generate import GeneratorConfig, GeneratorConfigError, build_world, generate
 from pipelines.generate.events import arrived_events, day_events
@@ -287,20 +288,25 @@ SCALE = 0.05
 HOSTILE = 0.02
 
 
+def _db(kind: str) -> str:
+    """This module's raw databases: `split` (two runs) and `whole` (one run)."""
+    return f"{database_prefix()}{kind}"
+
+
 @pytest.fixture(scope="module")
 def split_run(spark):
-    """The same two days generated in two runs (database gen_split) and in one (gen_whole)."""
+    """The same two days generated in two runs (database `split`) and in one (`whole`)."""
     shares = {"scale": SCALE, "hostile_share": HOSTILE}
-    first = generate(spark, start=START, end=MIDDLE, database="gen_split", **shares)
-    second = generate(spark, start=MIDDLE, end=END, database="gen_split", **shares)
-    whole = generate(spark, start=START, end=END, database="gen_whole", **shares)
+    first = generate(spark, start=START, end=MIDDLE, database=_db("split"), **shares)
+    second = generate(spark, start=MIDDLE, end=END, database=_db("split"), **shares)
+    whole = generate(spark, start=START, end=END, database=_db("whole"), **shares)
     return first, second, whole
 
 
 def test_generate_writes_catalog_tables_with_the_contract_schemas(spark, split_run):
     first, second, _ = split_run
     for name, schema in {**DIMENSIONS, **RAW_EVENTS}.items():
-        table = f"gen_split.{name}"
+        table = f"{_db('split')}.{name}"
         assert spark.catalog.tableExists(table)
         actual = [(f.name, f.dataType) for f in spark.table(table).schema]
         assert actual == [(f.name, f.dataType) for f in schema], name
@@ -311,12 +317,12 @@ def test_generate_writes_catalog_tables_with_the_contract_schemas(spark, split_r
     assert set(first) == {*DIMENSIONS, *RAW_EVENTS}
     assert all(first[name] > 0 for name in first)
 
-    members = spark.table("gen_split.members")
+    members = spark.table(f"{_db('split')}.members")
     stamps = members.select(F.date_format("ingestion_timestamp", "yyyy-MM-dd HH:mm:ss.SSSSSS"))
     assert [row[0] for row in stamps.distinct().collect()] == ["2026-03-02 00:00:00.000000"]
     assert members.count() == first["members"]
 
-    plays = spark.table("gen_split.playback_events")
+    plays = spark.table(f"{_db('split')}.playback_events")
     # Only the rows a broken producer writes (hostile_share) carry another day.
     lying = plays.where(F.col("event_date") != F.to_date("event_timestamp")).count()
     assert lying <= 2 * HOSTILE * plays.count()
@@ -329,15 +335,19 @@ def test_split_runs_equal_one_run_and_reruns_change_nothing(spark, split_run):
     for name in RAW_EVENTS:
         assert first[name] + second[name] == whole[name], name
     for name in {**DIMENSIONS, **RAW_EVENTS}:
-        assertDataFrameEqual(spark.table(f"gen_split.{name}"), spark.table(f"gen_whole.{name}"))
+        assertDataFrameEqual(
+            spark.table(f"{_db('split')}.{name}"), spark.table(f"{_db('whole')}.{name}")
+        )
 
-    without_time = spark.table("gen_split.ad_impressions").where(
+    without_time = spark.table(f"{_db('split')}.ad_impressions").where(
         "ingestion_timestamp IS NULL OR year(ingestion_timestamp) = 1970"
     )
     assert without_time.count() > 0
-    before = spark.table("gen_split.ad_impressions").toPandas()
-    generate(spark, start=MIDDLE, end=END, scale=SCALE, hostile_share=HOSTILE, database="gen_split")
-    after = spark.table("gen_split.ad_impressions").toPandas()
+    before = spark.table(f"{_db('split')}.ad_impressions").toPandas()
+    generate(
+        spark, start=MIDDLE, end=END, scale=SCALE, hostile_share=HOSTILE, database=_db("split")
+    )
+    after = spark.table(f"{_db('split')}.ad_impressions").toPandas()
     key = ["impression_id", "ingestion_timestamp", "event_timestamp"]
     pd.testing.assert_frame_equal(
         before.sort_values(key, ignore_index=True), after.sort_values(key, ignore_index=True)

@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import REGISTRY
+from features.catalog import CLEAN, FEATURES, RAW, table_name
 from pipelines.compute import compute
 from pipelines.generate import generate
 from pipelines.ingest import ingest
@@ -79,7 +80,7 @@ def _append(spark: SparkSession, rows: list[tuple], schema, table: str) -> None:
 
 
 def _quarantined(spark: SparkSession, source: str) -> DataFrame:
-    return spark.table("clean.quarantine").where(F.col("source_table") == source)
+    return spark.table(table_name(CLEAN, "quarantine")).where(F.col("source_table") == source)
 
 
 def _ours(df: DataFrame) -> DataFrame:
@@ -102,7 +103,7 @@ def pipeline(spark: SparkSession) -> Iterator[dict]:
     generate(spark, start=D0, end=END, scale=0.05, seed=19, hostile_share=0.0)
     ingest(spark, start=D0, end=SPLIT)
     redelivered = (
-        spark.table("clean.playback_events")
+        spark.table(table_name(CLEAN, "playback_events"))
         .where(F.col("ingestion_timestamp") < naive(SPLIT))
         .where(F.col("ingestion_timestamp") >= naive(D0))
         .orderBy("event_id")
@@ -121,12 +122,17 @@ def pipeline(spark: SparkSession) -> Iterator[dict]:
         ARRIVED,
         moved_event.date(),
     )
-    _append(spark, [row for row, _ in HOSTILE.values()] + [copy], PLAYS, "raw.playback_events")
+    _append(
+        spark,
+        [row for row, _ in HOSTILE.values()] + [copy],
+        PLAYS,
+        table_name(RAW, "playback_events"),
+    )
     conflicting = [
         (CONFLICTED, "US", "basic", date(2020, 1, 1), ARRIVED),
         (CONFLICTED, "US", "premium", date(2020, 1, 1), ARRIVED),
     ]
-    _append(spark, conflicting, DIMENSIONS["members"], "raw.members")
+    _append(spark, conflicting, DIMENSIONS["members"], table_name(RAW, "members"))
     report = ingest(spark, start=SPLIT, end=END)
     clear_features(spark)
     compute(spark, start=D0, end=END, views=VIEWS)
@@ -145,7 +151,9 @@ def test_each_hostile_row_gets_a_reason_naming_its_column(spark, pipeline):
 
 
 def test_a_wrong_event_date_is_corrected_in_clean(spark, pipeline):
-    row = spark.table("clean.playback_events").where("event_id = 'h-wrong-date'").first()
+    row = (
+        spark.table(table_name(CLEAN, "playback_events")).where("event_id = 'h-wrong-date'").first()
+    )
     assert row is not None
     assert row["event_date"] == PLAYED.date()
 
@@ -161,7 +169,9 @@ def test_a_redelivery_with_its_event_time_moved_days_is_a_duplicate(spark, pipel
 
 
 def test_conflicting_dimension_rows_resolve_to_one_rule_through_compute(spark, pipeline):
-    clean = spark.table("clean.members").where(F.col("member_id") == CONFLICTED).collect()
+    clean = (
+        spark.table(table_name(CLEAN, "members")).where(F.col("member_id") == CONFLICTED).collect()
+    )
     assert [r["plan"] for r in clean] == ["premium"]  # the greatest (country, plan, signup)
     reasons = [
         r["reason"]
@@ -169,20 +179,24 @@ def test_conflicting_dimension_rows_resolve_to_one_rule_through_compute(spark, p
         if json.loads(r["record"])["member_id"] == CONFLICTED
     ]
     assert reasons == ["conflict:member_id"]
-    profile = spark.table("features.member_profile").where(F.col("member_id") == CONFLICTED)
+    profile = spark.table(table_name(FEATURES, "member_profile")).where(
+        F.col("member_id") == CONFLICTED
+    )
     assert [r["plan"] for r in profile.collect()] == ["premium"]
 
 
 def test_raw_equals_clean_plus_quarantined(spark, pipeline):
     for name in ("playback_events", "ad_impressions", "ad_clicks", "members"):
-        raw = _ours(spark.table(f"raw.{name}")).count()
-        clean = _ours(spark.table(f"clean.{name}")).count()
+        raw = _ours(spark.table(table_name(RAW, name))).count()
+        clean = _ours(spark.table(table_name(CLEAN, name))).count()
         quarantined = _ours(_quarantined(spark, name)).count()
         assert raw == clean + quarantined, name
 
 
 def test_compute_succeeds_with_finite_values(spark, pipeline):
-    table = spark.table("features.member_engagement").where(F.col("created_timestamp") > naive(D0))
+    table = spark.table(table_name(FEATURES, "member_engagement")).where(
+        F.col("created_timestamp") > naive(D0)
+    )
     doubles = [f.name for f in table.schema.fields if f.dataType.typeName() == "double"]
     assert table.count() > 0
     infinite = F.lit(False)
@@ -211,17 +225,17 @@ def test_compute_skips_and_counts_bad_rows_written_around_ingest(spark, pipeline
             date(1970, 1, 2),
         ),
     ]
-    _append(spark, bad, PLAYS, "clean.playback_events")
+    _append(spark, bad, PLAYS, table_name(CLEAN, "playback_events"))
     try:
         with caplog.at_level(logging.WARNING, logger="pipelines.compute.job"):
             compute(spark, start=END, end=AFTER, views=[REGISTRY.view("member_engagement")])
         message = " ".join(r.getMessage() for r in caplog.records)
-        assert "skips 3 unusable rows of clean.playback_events" in message
+        assert f"skips 3 unusable rows of {table_name(CLEAN, 'playback_events')}" in message
         assert "not_finite:watch_seconds 1" in message
         assert "out_of_range:watch_seconds 1" in message
         assert "out_of_range:event_timestamp 1" in message
         row = (
-            spark.table("features.member_engagement")
+            spark.table(table_name(FEATURES, "member_engagement"))
             .where(
                 (F.col("member_id") == MEMBER)
                 & (F.col("event_timestamp") == naive(AFTER))
@@ -233,4 +247,4 @@ def test_compute_skips_and_counts_bad_rows_written_around_ingest(spark, pipeline
         assert row["plays_count_1h"] == 1  # only the valid play of that hour
         assert math.isfinite(row["watch_seconds_max_7d"]) and row["watch_seconds_max_7d"] <= 86_400
     finally:
-        spark.sql("DELETE FROM clean.playback_events WHERE event_id LIKE 'x-%'")
+        spark.sql(f"DELETE FROM {table_name(CLEAN, 'playback_events')} WHERE event_id LIKE 'x-%'")

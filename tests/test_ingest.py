@@ -7,16 +7,13 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from features.catalog import CLEAN, DATABASE_PREFIX_ENV, RAW, table_name
 from pipelines.errors import IntervalError, MissingTableError
-from pipelines.generate import GeneratorConfig, build_world, generate
-from pipelines.generate.dimensions import conflicting_members
-from pipelines.generate.events import arrived_events
 from pipelines.ingest import ingest
-from pipelines.interval import Interval
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS, QUARANTINE, RAW_EVENTS
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -145,7 +142,7 @@ KEYS = {
 
 
 def _quarantined(spark: SparkSession) -> Counter:
-    rows = spark.table("inline_clean.quarantine").collect()
+    rows = spark.table(table_name(CLEAN, "quarantine")).collect()
     found: Counter = Counter()
     for row in rows:
         key = KEYS[row["source_table"]]
@@ -161,20 +158,16 @@ def _ids(spark: SparkSession, table: str, key: str) -> list:
 @pytest.fixture(scope="module")
 def inline(spark):
     for name, (schema, rows) in RAW_ROWS.items():
-        _write(spark, rows, schema, f"inline_raw.{name}")
+        _write(spark, rows, schema, table_name(RAW, name))
     first = ingest(
         spark,
         start=FIRST[0],
         end=FIRST[1],
-        raw_database="inline_raw",
-        clean_database="inline_clean",
     )
     second = ingest(
         spark,
         start=SECOND[0],
         end=SECOND[1],
-        raw_database="inline_raw",
-        clean_database="inline_clean",
     )
     return first, second
 
@@ -182,17 +175,23 @@ def inline(spark):
 def test_each_defect_gets_its_reason_and_valid_rows_stay_clean(spark, inline):
     assert _quarantined(spark) == Counter(EXPECTED_QUARANTINE)
 
-    assert _ids(spark, "inline_clean.members", "member_id") == [1, 1, 2]
-    assert _ids(spark, "inline_clean.playback_events", "event_id") == ["p-late", "p-skewed", "p1"]
-    assert _ids(spark, "inline_clean.ad_impressions", "impression_id") == ["i1", "i2", "i5"]
-    clicks = spark.table("inline_clean.ad_clicks").select("impression_id", "member_id", "ad_id")
+    assert _ids(spark, table_name(CLEAN, "members"), "member_id") == [1, 1, 2]
+    assert _ids(spark, table_name(CLEAN, "playback_events"), "event_id") == [
+        "p-late",
+        "p-skewed",
+        "p1",
+    ]
+    assert _ids(spark, table_name(CLEAN, "ad_impressions"), "impression_id") == ["i1", "i2", "i5"]
+    clicks = spark.table(table_name(CLEAN, "ad_clicks")).select(
+        "impression_id", "member_id", "ad_id"
+    )
     assertDataFrameEqual(clicks, [("i1", 1, 100), ("i2", 2, 100), ("i5", 1, 100)])
 
 
 def test_clean_tables_keep_the_contract_schemas(spark, inline):
     expected = {**DIMENSIONS, **CLEAN_EVENTS, "quarantine": QUARANTINE}
     for name, schema in expected.items():
-        actual = spark.table(f"inline_clean.{name}").schema
+        actual = spark.table(table_name(CLEAN, name)).schema
         assert [(f.name, f.dataType) for f in actual] == [(f.name, f.dataType) for f in schema]
 
 
@@ -221,7 +220,7 @@ def test_report_counts_per_reason(inline):
 
 def test_quarantine_keeps_the_raw_row_whole(spark, inline):
     row = (
-        spark.table("inline_clean.quarantine")
+        spark.table(table_name(CLEAN, "quarantine"))
         .where(F.col("reason") == "out_of_range:watch_seconds")
         .where(F.col("record").contains('"p-negative"'))
         .first()
@@ -232,7 +231,7 @@ def test_quarantine_keeps_the_raw_row_whole(spark, inline):
     assert record["device"] == "tv"
     assert record["ingestion_timestamp"].startswith("2026-04-01T00:06:00")
     null_key = (
-        spark.table("inline_clean.quarantine")
+        spark.table(table_name(CLEAN, "quarantine"))
         .where((F.col("source_table") == "playback_events") & (F.col("reason") == "null:event_id"))
         .collect()
     )
@@ -242,22 +241,21 @@ def test_quarantine_keeps_the_raw_row_whole(spark, inline):
 
 def test_rerunning_an_earlier_interval_changes_nothing(spark, inline):
     tables = ["members", "playback_events", "ad_impressions", "ad_clicks", "quarantine"]
-    before = {name: spark.table(f"inline_clean.{name}").collect() for name in tables}
+    before = {name: spark.table(table_name(CLEAN, name)).collect() for name in tables}
     again = ingest(
         spark,
         start=FIRST[0],
         end=FIRST[1],
-        raw_database="inline_raw",
-        clean_database="inline_clean",
     )
     assert again.tables == inline[0].tables
     for name in tables:
-        assertDataFrameEqual(spark.table(f"inline_clean.{name}"), before[name])
+        assertDataFrameEqual(spark.table(table_name(CLEAN, name)), before[name])
 
 
-def test_missing_raw_table_is_named(spark):
-    with pytest.raises(MissingTableError, match=r"no_such_raw\.members"):
-        ingest(spark, start=FIRST[0], end=FIRST[1], raw_database="no_such_raw")
+def test_missing_raw_table_is_named(spark, monkeypatch):
+    monkeypatch.setenv(DATABASE_PREFIX_ENV, "nothing_here_")
+    with pytest.raises(MissingTableError, match=r"nothing_here_raw\.members"):
+        ingest(spark, start=FIRST[0], end=FIRST[1])
 
 
 def test_empty_or_reversed_interval_is_refused(spark):
@@ -265,172 +263,3 @@ def test_empty_or_reversed_interval_is_refused(spark):
         ingest(spark, start="2026-04-01T01:00", end="2026-04-01T00:00")
     with pytest.raises(IntervalError):
         ingest(spark, start="2026-04-01", end="2026-04-01")
-
-
-# --- generated data ------------------------------------------------------------------
-
-GEN = GeneratorConfig(scale=0.1, malformed_share=0.1, duplicate_share=0.03, hostile_share=0.03)
-# Rows whose ingestion time is null or impossible: no interval selects them.
-UNPLACED = {"null:ingestion_timestamp", "out_of_range:ingestion_timestamp"}
-ROW_LOCAL_KINDS = ("null", "not_finite", "out_of_range", "not_allowed", "future")
-D1, D2, D3 = (datetime(2026, 5, d, tzinfo=UTC) for d in (4, 5, 6))
-
-
-def _generate_and_ingest(spark: SparkSession, clean_db: str, intervals) -> list:
-    return [
-        ingest(spark, start=s, end=e, raw_database="gen_raw", clean_database=clean_db)
-        for s, e in intervals
-    ]
-
-
-@pytest.fixture(scope="module")
-def generated(spark):
-    generate(
-        spark,
-        start=D1,
-        end=D3,
-        scale=GEN.scale,
-        malformed_share=GEN.malformed_share,
-        duplicate_share=GEN.duplicate_share,
-        hostile_share=GEN.hostile_share,
-        database="gen_raw",
-    )
-    return _generate_and_ingest(spark, "gen_clean", [(D1, D2), (D2, D3)])
-
-
-def _in(df: DataFrame, start: datetime, end: datetime, column: str = "ingestion_timestamp"):
-    lower, upper = (t.replace(tzinfo=None).isoformat(sep=" ") for t in (start, end))
-    return df.where(f"{column} >= TIMESTAMP '{lower}' AND {column} < TIMESTAMP '{upper}'")
-
-
-def test_generated_defects_are_quarantined_with_their_reason(generated):
-    """The reason of each generated defect, from the generator's own labels.
-
-    Defects within a row are found exactly in every run. Duplicates and orphans
-    depend on earlier arrivals: rows that arrived before the first run was
-    ingested are unknown to it, so those match the labels exactly from the
-    second day on (a day's events arrive within a day). Rows without a usable
-    ingestion time belong to no interval; each run reports all of them.
-    """
-    world = build_world(GEN)
-    seen: Counter = Counter()
-    unplaced: Counter = Counter()
-    for day, (report, (start, end)) in enumerate(zip(generated, [(D1, D2), (D2, D3)], strict=True)):
-        arrived = arrived_events(world, GEN, Interval(start, end), with_fault=True)
-        for name, table in arrived.items():
-            labels = Counter(table.column("fault").to_pylist())
-            unplaced[name] += sum(labels.pop(r, 0) for r in UNPLACED)
-            found = report.tables[name].quarantined
-            assert report.tables[name].raw == sum(labels.values()), name
-            row_local = {r for r in labels if r.split(":")[0] in ROW_LOCAL_KINDS}
-            for reason in row_local | {r for r in found if r.split(":")[0] in ROW_LOCAL_KINDS}:
-                assert found.get(reason, 0) == labels[reason], (name, reason)
-            if day > 0:
-                assert found == {r: n for r, n in labels.items() if r}, name
-                assert report.tables[name].clean == labels[""], name
-            seen.update(found)
-    for report in generated:
-        assert {n: c for n, c in report.unplaced.items() if c} == {
-            n: c for n, c in unplaced.items() if c
-        }
-    expected = {
-        "null:event_timestamp",
-        "not_finite:watch_seconds",
-        "out_of_range:watch_seconds",
-        "out_of_range:event_timestamp",
-        "not_allowed:device",
-        "not_allowed:placement",
-        "future:event_timestamp",
-        "duplicate:event_id",
-    }
-    assert set(seen) >= expected
-    conflicts = len(conflicting_members(world, GEN))
-    assert generated[0].tables["members"].quarantined == {"conflict:member_id": conflicts}
-    assert set(unplaced) == {"playback_events", "ad_impressions", "ad_clicks"}
-
-
-def test_raw_equals_clean_plus_quarantined_over_all_time(spark, generated):
-    quarantine = spark.table("gen_clean.quarantine")
-    for name in KEYS:
-        raw = spark.table(f"gen_raw.{name}").count()
-        clean = spark.table(f"gen_clean.{name}").count()
-        quarantined = quarantine.where(F.col("source_table") == name).count()
-        assert raw == clean + quarantined, name
-    without_time = quarantine.where(
-        "reason IN ('null:ingestion_timestamp', 'out_of_range:ingestion_timestamp')"
-    )
-    assert without_time.count() > 0
-    # Ingesting again (a rerun, then the next interval) counts none of them twice.
-    _generate_and_ingest(spark, "gen_clean", [(D1, D2), (D3, D3 + timedelta(hours=1))])
-    for name in KEYS:
-        raw = spark.table(f"gen_raw.{name}").count()
-        clean = spark.table(f"gen_clean.{name}").count()
-        quarantined = spark.table("gen_clean.quarantine").where(F.col("source_table") == name)
-        assert raw == clean + quarantined.count(), name
-
-
-def test_clean_event_dates_follow_the_event_time(spark, generated):
-    mismatched = "event_date != to_date(event_timestamp)"
-    for name in ("playback_events", "ad_impressions", "ad_clicks"):
-        assert spark.table(f"gen_clean.{name}").where(mismatched).count() == 0, name
-    lying = spark.table("gen_raw.playback_events").where(mismatched).select("event_id")
-    corrected = spark.table("gen_clean.playback_events").join(lying, "event_id", "left_semi")
-    assert corrected.count() > 0  # accepted, with the date derived from the event time
-
-
-def test_a_redelivery_with_a_moved_event_time_is_a_duplicate(spark, generated):
-    """Copies of accepted ids with the event time moved days back, arriving in a later
-    run and landing on another event day, are duplicates by identity."""
-    clean = spark.table("gen_clean.playback_events").select("event_id", "event_date")
-    copies = (
-        spark.table("gen_clean.quarantine")
-        .where("source_table = 'playback_events' AND reason = 'duplicate:event_id'")
-        .select(
-            F.get_json_object("record", "$.event_id").alias("event_id"),
-            F.to_date(F.get_json_object("record", "$.event_timestamp")).alias("copy_date"),
-        )
-    )
-    moved = copies.join(clean, "event_id").where("datediff(event_date, copy_date) >= 1")
-    assert moved.count() > 0
-
-
-def test_clean_plus_quarantined_equals_raw_per_table_and_interval(spark, generated):
-    quarantine = spark.table("gen_clean.quarantine")
-    for report, (start, end) in zip(generated, [(D1, D2), (D2, D3)], strict=True):
-        for name, counts in report.tables.items():
-            raw = _in(spark.table(f"gen_raw.{name}"), start, end).count()
-            clean = _in(spark.table(f"gen_clean.{name}"), start, end).count()
-            by_reason = dict(
-                _in(quarantine.where(F.col("source_table") == name), start, end)
-                .groupBy("reason")
-                .count()
-                .collect()
-            )
-            assert raw == clean + sum(by_reason.values()), name
-            assert (counts.raw, counts.clean, counts.quarantined) == (raw, clean, by_reason)
-            assert raw > 0 or name in ("members", "titles", "ads")
-
-
-def test_late_rows_are_ingested_in_the_interval_they_arrive(spark, generated):
-    day_one_events = "event_timestamp < TIMESTAMP '2026-05-05 00:00:00'"
-    clean = spark.table("gen_clean.playback_events")
-    late = _in(clean, D2, D3).where(day_one_events).select("event_id")
-    late_raw = _in(spark.table("gen_raw.playback_events"), D2, D3).where(day_one_events)
-    assert late.count() > 0
-    # Each came from the second day's arrivals, and the first day's run, which did not
-    # see them yet, wrote none of them.
-    assert late.join(late_raw.select("event_id"), "event_id", "left_anti").count() == 0
-    first_run = _in(clean, D1, D2).select("event_id")
-    assert late.join(first_run, "event_id").count() == 0
-
-
-def test_clean_ids_are_unique_and_one_run_equals_two(spark, generated):
-    for name, key in (("playback_events", "event_id"), ("ad_impressions", "impression_id")):
-        clean = spark.table(f"gen_clean.{name}")
-        assert clean.count() == clean.select(key).distinct().count()
-    _generate_and_ingest(spark, "gen_clean_whole", [(D1, D3)])
-    names = ["playback_events", "ad_impressions", "ad_clicks", "members", "quarantine"]
-    for name in [*names, "accepted_ids"]:
-        assertDataFrameEqual(
-            spark.table(f"gen_clean_whole.{name}"), spark.table(f"gen_clean.{name}")
-        )

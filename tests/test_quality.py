@@ -10,6 +10,7 @@ every table of the good day (about ten suites) is marked slow.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features import REGISTRY, Aggregation, AttributeView, EventSource, FeatureView, Op
+from features.catalog import CLEAN, FEATURES, table_name
 from features.entities import member
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import PlatformError
@@ -204,7 +206,7 @@ def faulty_report(spark, tables) -> ValidationReport:
         start=FAULTY.start,
         end=FAULTY.end,
         views=FAULTY_VIEWS,
-        tables=["clean.playback_events"],
+        tables=[table_name(CLEAN, "playback_events")],
     )
     print("\n" + report.render())
     return report
@@ -241,7 +243,7 @@ def test_suites_follow_the_declarations_not_a_column_list():
     suite = feature_view_suite(view, interval=GOOD, previous_rows=40)
     texts = [e.description or "" for e in suite]
     for name in ("n_count_1h", "n_count_6h", "n_count_2d", "t_approx_distinct_3d"):
-        assert f"features.toy: {name} >= 0" in " ".join(texts)
+        assert f"{view.table}: {name} >= 0" in " ".join(texts)
     assert not any("title_id_max_1h >= 0" in t for t in texts)  # a max may be anything
     assert any("between 20 and 80 rows" in t for t in texts)
     assert any("latest event_timestamp >= 2031-01-01T10:00:00+00:00" in t for t in texts)
@@ -274,7 +276,7 @@ def test_well_formed_tables_pass_every_suite(good_report: ValidationReport):
     ]
     assert [(t.name, t.failures) for t in good_report.tables if not t.success] == []
     assert good_report.success
-    assert good_report.table("features.member_engagement").rows == len(ENTITIES) * 6
+    assert good_report.table(table_name(FEATURES, "member_engagement")).rows == len(ENTITIES) * 6
     assert all(t.expectations >= 10 for t in good_report.tables)
 
 
@@ -299,7 +301,7 @@ def test_later_runs_keep_the_data_docs_of_earlier_ones(
 
 
 def test_faults_in_a_feature_table_are_each_named(faulty_report: ValidationReport):
-    table = "features.member_engagement"
+    table = table_name(FEATURES, "member_engagement")
     result = faulty_report.table(table)
     assert not result.success
     assert f"{table}: member_id is never null" in descriptions(faulty_report, table, "member_id")
@@ -333,24 +335,24 @@ def test_faults_in_a_feature_table_are_each_named(faulty_report: ValidationRepor
 
 
 def test_row_count_collapse_and_stale_table_are_caught(faulty_report: ValidationReport):
-    collapsed = faulty_report.table("features.member_engagement")
+    collapsed = faulty_report.table(table_name(FEATURES, "member_engagement"))
     volume = [f for f in collapsed.failures if f.expectation.startswith("expect_table_row_count")]
     assert [f.description for f in volume] == [
-        "features.member_engagement: between 9 and 36 rows "
+        f"{table_name(FEATURES, 'member_engagement')}: between 9 and 36 rows "
         "(0.5x to 2x the 18 rows of a day earlier)"
     ]
     assert volume[0].examples == ({"rows": "6"},)
     assert not [f for f in collapsed.failures if "latest" in f.description]  # still fresh
 
-    stale = faulty_report.table("features.title_popularity")
+    stale = faulty_report.table(table_name(FEATURES, "title_popularity"))
     freshness = [f for f in stale.failures if "latest event_timestamp" in f.description]
     assert len(freshness) == 1
     assert freshness[0].examples[0]["latest_event_timestamp"] == "2031-01-02 07:00:00"
 
 
 def test_bundled_row_rules_are_reported_one_by_one(faulty_report: ValidationReport):
-    stale = faulty_report.table("features.title_popularity")
-    bound = "features.title_popularity: title_viewers_approx_distinct_1d <= title_plays_count_1d"
+    stale = faulty_report.table(table_name(FEATURES, "title_popularity"))
+    bound = f"{stale.name}: title_viewers_approx_distinct_1d <= title_plays_count_1d"
     (viewers,) = [f for f in stale.failures if f.description.startswith(bound)]
     assert viewers.columns == ("title_viewers_approx_distinct_1d", "title_plays_count_1d")
     assert [e["title_id"] for e in viewers.examples] == ["2"]
@@ -360,7 +362,7 @@ def test_bundled_row_rules_are_reported_one_by_one(faulty_report: ValidationRepo
 
 
 def test_faults_in_a_clean_table_are_caught(faulty_report: ValidationReport):
-    clean = "clean.playback_events"
+    clean = table_name(CLEAN, "playback_events")
     assert descriptions(faulty_report, clean, "member_id") == [f"{clean}: member_id is never null"]
     negative = faulty_report.table(clean).failures_about("watch_seconds")
     assert [f.description for f in negative] == [
@@ -373,13 +375,14 @@ def test_faults_in_a_clean_table_are_caught(faulty_report: ValidationReport):
 def test_report_names_failing_tables_features_and_entities(faulty_report: ValidationReport):
     assert not faulty_report.success
     assert [t.name for t in faulty_report.failed] == [
-        "features.member_engagement",
-        "features.title_popularity",
-        "clean.playback_events",
+        table_name(FEATURES, "member_engagement"),
+        table_name(FEATURES, "title_popularity"),
+        table_name(CLEAN, "playback_events"),
     ]
     text = faulty_report.render()
-    assert "FAIL  features.member_engagement" in text
-    assert "x features.member_engagement: plays_count_1d <= plays_count_7d" in text
+    engagement = table_name(FEATURES, "member_engagement")
+    assert f"FAIL  {engagement}" in text
+    assert f"x {engagement}: plays_count_1d <= plays_count_7d" in text
     assert "e.g. member_id=3 event_timestamp=2031-01-02 10:00:00" in text
     assert "FAILED: 3 of 3 tables" in text
 
@@ -415,8 +418,9 @@ def test_runner_validates_any_dataframe_with_a_suite_built_by_a_function(spark, 
 def test_unknown_names_are_one_clear_error(spark):
     with pytest.raises(PlatformError, match="unknown feature view 'nope'"):
         validate(spark, start=GOOD.start, end=GOOD.end, views=["nope"])
-    with pytest.raises(PlatformError, match=r"unknown clean event table 'clean\.nope'"):
-        validate(spark, start=GOOD.start, end=GOOD.end, tables=["clean.nope"])
+    nope = table_name(CLEAN, "nope")
+    with pytest.raises(PlatformError, match=rf"unknown clean event table '{re.escape(nope)}'"):
+        validate(spark, start=GOOD.start, end=GOOD.end, tables=[nope])
 
 
 @pytest.fixture
@@ -431,8 +435,9 @@ def test_cli_gate_exit_codes(cli, spark, tables, data_dir):
     # The attribute view ad_profile has a row without its key in this interval.
     failed = cli.invoke(app, [*args, "--views", "ad_profile"])
     assert failed.exit_code == 1, failed.output
-    assert "FAIL  features.ad_profile" in failed.output
-    assert "x features.ad_profile: ad_id is never null" in failed.output
+    profile = REGISTRY.view("ad_profile").table
+    assert f"FAIL  {profile}" in failed.output
+    assert f"x {profile}: ad_id is never null" in failed.output
     assert f"data docs: {data_dir / 'reports' / 'data_docs' / 'index.html'}" in failed.output
 
     passed = cli.invoke(app, [*args, "--views", "title_profile"])

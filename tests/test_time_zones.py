@@ -120,6 +120,6 @@ def test_label_time_range_survives_the_repeated_hour(spark, new_york) -> None:
 def test_backfill_records_read_back_as_the_same_chunk(spark, new_york) -> None:
     view = dataclasses.replace(REGISTRY.view("member_profile"), name="time_zone_probe")
     chunk = Interval.parse(DAY, DAY + timedelta(days=1))
-    record(spark, view, chunk, "features.time_zone_probe", rows=0)
+    record(spark, view, chunk, view.table, rows=0)
     assert completed(spark, view) == [(chunk.start, chunk.end)]
     assert is_covered(chunk, completed(spark, view))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from features import DeclarationError
+from features import REGISTRY, DeclarationError
 from pipelines.errors import PlatformError
 from pipelines.training import build_training_set
 
@@ -50,7 +50,7 @@ def test_output_cannot_be_a_feature_table_it_reads(spark):
         "SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp"
     )
     with pytest.raises(PlatformError, match="feature table of view ad_performance"):
-        build_training_set(spark, labels, FEATURES, output="features.ad_performance")
+        build_training_set(spark, labels, FEATURES, output=REGISTRY.view("ad_performance").table)
 
 
 def test_unknown_features_are_also_declaration_errors(spark):

@@ -100,18 +100,18 @@ def test_labels_are_refused_until_mature(spark, tmp_path):
     import pytest
 
     from features.labels import ctr
+    from pipelines.delta_io import ensure_database
     from pipelines.training.labels import LabelsNotMatureError, ctr_labels
 
     assert ctr.maturity == timedelta(hours=14)
     day = datetime(2026, 3, 2, 0, 0)
-    spark.sql("CREATE DATABASE IF NOT EXISTS clean")
-    spark.createDataFrame([impression(1, at(5))], AD_IMPRESSIONS).write.format("delta").mode(
-        "overwrite"
-    ).option("overwriteSchema", "true").saveAsTable("clean.ad_impressions")
+    impressions = spark.createDataFrame([impression(1, at(5))], AD_IMPRESSIONS)
     clicks = spark.createDataFrame([click(1, at(6), arrived=at(13 * 60))], CLEAN_AD_CLICKS)
-    clicks.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(
-        "clean.ad_clicks"
-    )
+    for rows, source in ((impressions, ctr.impressions), (clicks, ctr.clicks)):
+        ensure_database(spark, source.table.split(".")[0])
+        rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(
+            source.table
+        )
     with pytest.raises(LabelsNotMatureError, match="final once clicks ingested until"):
         ctr_labels(spark, start=day, end=day + timedelta(days=1))
     early = ctr_labels(spark, start=day, end=day + timedelta(days=1), allow_immature=True)

@@ -86,10 +86,8 @@ LABELS = pd.DataFrame(
 @pytest.mark.slow
 def test_reproduce_after_the_feature_tables_changed(spark, tmp_path):
     first_tables(spark)
-    versions = {
-        t: table_version(spark, t)
-        for t in ("features.ad_performance", "features.ad_profile", "features.member_profile")
-    }
+    tables = [REGISTRY.view(v).table for v in ("ad_performance", "ad_profile", "member_profile")]
+    versions = {t: table_version(spark, t) for t in tables}
 
     # 1. In-memory labels: they are written next to the output to be replayable.
     in_memory_out = str(tmp_path / "from_pandas")

@@ -8,13 +8,11 @@ how windows are evaluated over hourly tiles.
 
 from __future__ import annotations
 
-from pipelines.compute.backfill import PROGRESS_TABLE, backfill
-from pipelines.compute.job import compute, parse_view_names, select_views
+from pipelines.compute.backfill import backfill, progress_table
+from pipelines.compute.job import compute
 
 __all__ = [
-    "PROGRESS_TABLE",
     "backfill",
     "compute",
-    "parse_view_names",
-    "select_views",
+    "progress_table",
 ]

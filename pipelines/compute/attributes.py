@@ -8,8 +8,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import AttributeView
+from pipelines.delta_io import rows_in
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
-from pipelines.interval import utc_literal
+from pipelines.interval import Interval
 from pipelines.validity import UNUSABLE, row_problem, version_tuple
 
 
@@ -29,11 +30,8 @@ def attribute_rows(
     source = view.source
     key, ingested = view.entity.join_key, source.ingestion_column
     table = spark.table(source.table)
-    dimension = table.where(
-        F.col(key).isNotNull()
-        & (F.col(ingested) >= utc_literal(start))
-        & (F.col(ingested) < utc_literal(end))
-        & row_problem(source, table.columns, UNUSABLE).isNull()
+    dimension = rows_in(table, ingested, Interval.parse(start, end)).where(
+        F.col(key).isNotNull() & row_problem(source, table.columns, UNUSABLE).isNull()
     )
     versions = dimension.groupBy(key, ingested).agg(F.max(version_tuple(source)).alias("version"))
     return versions.select(

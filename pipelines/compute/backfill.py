@@ -18,15 +18,19 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features import AnyView
+from features import REGISTRY, AnyView
 from features.catalog import MONITORING, table_name
 from features.definition import definition_hash
-from pipelines.compute.job import Moment, ViewRef, compute, require_sources, select_views
+from pipelines.compute.job import Moment, ViewRef, compute, require_sources
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import IntervalError
 from pipelines.interval import HOUR, Interval, from_unix_micros, sql_timestamp
 
-PROGRESS_TABLE = table_name(MONITORING, "backfill_progress")
+
+def progress_table() -> str:
+    return table_name(MONITORING, "backfill_progress")
+
+
 PROGRESS_SCHEMA = T.StructType(
     [
         T.StructField("view", T.StringType()),
@@ -47,10 +51,10 @@ def fingerprint(view: AnyView) -> str:
 
 def completed(spark: SparkSession, view: AnyView) -> list[tuple[datetime, datetime]]:
     """The recorded chunks of `view` (UTC bounds), for its current declaration."""
-    if not table_exists(spark, PROGRESS_TABLE):
+    if not table_exists(spark, progress_table()):
         return []
     records = (
-        spark.table(PROGRESS_TABLE)
+        spark.table(progress_table())
         .where((F.col("view") == view.name) & (F.col("fingerprint") == fingerprint(view)))
         .select(F.unix_micros("chunk_start").alias("lo"), F.unix_micros("chunk_end").alias("hi"))
         .collect()
@@ -74,7 +78,7 @@ def record(spark: SparkSession, view: AnyView, chunk: Interval, table: str, rows
         f"view = '{view.name}' AND chunk_start = {sql_timestamp(chunk.start)} "
         f"AND chunk_end = {sql_timestamp(chunk.end)}"
     )
-    replace_where(entry, PROGRESS_TABLE, predicate=predicate)
+    replace_where(entry, progress_table(), predicate=predicate)
 
 
 def backfill(
@@ -96,7 +100,7 @@ def backfill(
     interval = Interval.parse(start, end).require_hour_aligned()
     if chunk < HOUR or chunk % HOUR:
         raise IntervalError(f"backfill chunk must be a positive whole number of hours: {chunk}")
-    selected = select_views(views)
+    selected = REGISTRY.select_views(views)
     require_sources(spark, selected)
     done = {view.name: [] if force else completed(spark, view) for view in selected}
     written: dict[str, int] = {view.table: 0 for view in selected}

@@ -6,11 +6,12 @@ fails in a second with one line.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
 
+from pipelines.errors import IntervalError
 from pipelines.interval import Interval
+from pipelines.reporting import parse_view_names, run_reporting_errors, run_step
+from pipelines.steps import BACKFILL, COMPUTE
 
 START_HELP = "Start of the interval (inclusive), a whole hour in UTC, e.g. 2026-01-01T00:00"
 END_HELP = "End of the interval (exclusive), a whole hour in UTC"
@@ -18,47 +19,25 @@ VIEWS_HELP = "Comma-separated feature view names (default: all)"
 PARALLELISM_HELP = "Views written at once (each in its own Delta transaction)"
 
 
-def _report(written: dict[str, int]) -> None:
-    for table, rows in written.items():
-        typer.echo(f"{table}: {rows} rows")
-
-
 def _compute(start: str, end: str, views: str | None, parallelism: int) -> None:
-    from pipelines.compute.job import compute, parse_view_names
-
     interval = Interval.parse(start, end).require_hour_aligned()
-    names = parse_view_names(views)
-    from pipelines.spark import get_spark
-
-    spark = get_spark("compute")
-    _report(
-        compute(spark, start=interval.start, end=interval.end, views=names, parallelism=parallelism)
-    )
+    run_step(COMPUTE, interval, views=parse_view_names(views), parallelism=parallelism)
 
 
 def _backfill(
     start: str, end: str, chunk_hours: int, views: str | None, force: bool, parallelism: int
 ) -> None:
-    from pipelines.compute.backfill import backfill
-    from pipelines.compute.job import parse_view_names
-    from pipelines.errors import IntervalError
-
     interval = Interval.parse(start, end).require_hour_aligned()
     if chunk_hours < 1:
         raise IntervalError(f"--chunk-hours must be at least 1, got {chunk_hours}")
-    names = parse_view_names(views)
-    from pipelines.spark import get_spark
-
-    written = backfill(
-        get_spark("backfill"),
-        start=interval.start,
-        end=interval.end,
-        chunk=timedelta(hours=chunk_hours),
-        views=names,
+    run_step(
+        BACKFILL,
+        interval,
+        chunk_hours=chunk_hours,
+        views=parse_view_names(views),
         force=force,
         parallelism=parallelism,
     )
-    _report(written)
 
 
 def compute_command(
@@ -75,8 +54,6 @@ def compute_command(
     arriving in [start, end) change. Reruns replace exactly those versions. Prints rows
     written per table.
     """
-    from pipelines.reporting import run_reporting_errors
-
     run_reporting_errors(_compute, start, end, views, parallelism)
 
 
@@ -89,6 +66,4 @@ def backfill_command(
     parallelism: int = typer.Option(2, "--parallelism", min=1, help=PARALLELISM_HELP),
 ) -> None:
     """`compute` over [start, end) chunk by chunk, skipping chunks already completed."""
-    from pipelines.reporting import run_reporting_errors
-
     run_reporting_errors(_backfill, start, end, chunk_hours, views, force, parallelism)

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features import REGISTRY, AnyView, AttributeView, DeclarationError, FeatureView
+from features import REGISTRY, AnyView, AttributeView, FeatureView
 from pipelines.compute.attributes import attribute_rows
 from pipelines.compute.tiles import (
     HOUR_MICROS,
@@ -46,38 +46,18 @@ from pipelines.compute.tiles import (
 )
 from pipelines.compute.windows import HourRange, feature_rows, merged_tile_hours
 from pipelines.delta_io import replace_where, require_table
-from pipelines.feature_tables import PARTITION_COLUMN, feature_table_schema, learned_in
+from pipelines.feature_tables import (
+    PARTITION_COLUMN,
+    feature_table_schema,
+    learned_in,
+    versions_learned_in,
+)
 from pipelines.interval import HOUR, Interval
 
 LOG = logging.getLogger(__name__)
 
 ViewRef = str | FeatureView | AttributeView
 Moment = str | datetime | date
-
-
-def parse_view_names(text: str | None) -> list[str] | None:
-    """`"a, b"` -> `["a", "b"]`, checked against the registry; None or blank -> None (all)."""
-    if text is None or not text.strip():
-        return None
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    select_views(names)
-    return names
-
-
-def select_views(views: Iterable[ViewRef] | None) -> list[AnyView]:
-    """Resolve names (or pass declarations through); None means every registered view."""
-    if views is None:
-        return list(REGISTRY.views)
-    selected: dict[str, AnyView] = {}
-    for ref in views:
-        if isinstance(ref, FeatureView | AttributeView):
-            view: AnyView = ref
-        else:
-            view = REGISTRY.view(str(ref).strip())
-        selected.setdefault(view.name, view)
-    if not selected:
-        raise DeclarationError("no feature views selected")
-    return list(selected.values())
 
 
 def source_tables(view: AnyView) -> list[str]:
@@ -203,7 +183,7 @@ def compute(
     finish (each table is all or nothing) and the first error is raised.
     """
     interval = Interval.parse(start, end).require_hour_aligned()
-    selected = select_views(views)
+    selected = REGISTRY.select_views(views)
     require_sources(spark, selected)
     condition = learned_in(interval)
     arrived = _arrivals(spark, selected, interval)
@@ -215,7 +195,7 @@ def compute(
             predicate=condition,
             partition_by=[PARTITION_COLUMN],
         )
-        return int(spark.table(view.table).where(condition).count())
+        return int(versions_learned_in(spark.table(view.table), interval).count())
 
     # Leaving the pool waits for every view, failed or not, before any error is raised.
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:

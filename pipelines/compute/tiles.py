@@ -27,7 +27,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import Aggregation, EventSource, Op
-from pipelines.interval import parse_time, utc_literal
+from pipelines.delta_io import rows_in
+from pipelines.interval import Interval, utc_literal
 from pipelines.validity import UNUSABLE, row_problem
 
 HOUR_MICROS = 3_600_000_000
@@ -152,15 +153,15 @@ def read_events(
     out of the declared range, a time before `earliest`) are skipped: ingest never writes
     them, and one written by another tool must not stop every compute whose window covers
     it (`arrivals` counts them)."""
-    events = spark.table(source.table)
-    ts = F.col(source.timestamp_column)
-    lo, hi = parse_time(start), parse_time(end)
-    arrived = F.col(source.ingestion_column) < utc_literal(hi)
-    condition = F.col(key).isNotNull() & (ts >= utc_literal(lo)) & (ts < utc_literal(hi)) & arrived
-    if "event_date" in events.columns:
-        # Partition pruning; the timestamp condition above is the exact one.
-        condition &= F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date()))
-    return events.where(condition & row_problem(source, events.columns, UNUSABLE).isNull())
+    table = spark.table(source.table)
+    interval = Interval.parse(start, end)
+    events = rows_in(
+        table, source.timestamp_column, interval, partition_column=source.partition_column
+    )
+    arrived = F.col(source.ingestion_column) < utc_literal(interval.end)
+    return events.where(
+        F.col(key).isNotNull() & arrived & row_problem(source, table.columns, UNUSABLE).isNull()
+    )
 
 
 TileHours = Callable[[Column, Column], tuple[Column, Column]]
@@ -199,11 +200,10 @@ def arrivals(spark: SparkSession, source: EventSource, start: datetime, end: dat
     """The source's rows that arrived in `[start, end)`: how far back the rows they change
     reach, and which of them compute skips as unusable (one Spark job)."""
     table = spark.table(source.table)
-    arrived = F.col(source.ingestion_column)
     problem = row_problem(source, table.columns, UNUSABLE)
-    rows = table.where(
-        (arrived >= utc_literal(parse_time(start))) & (arrived < utc_literal(parse_time(end)))
-    ).withColumn("__problem", problem)
+    rows = rows_in(table, source.ingestion_column, Interval.parse(start, end)).withColumn(
+        "__problem", problem
+    )
     found = (
         rows.groupBy("__problem")
         .agg(

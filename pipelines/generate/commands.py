@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from features.catalog import RAW, table_name
 from pipelines.generate.world import DEFAULT_HOSTILE_SHARE, GeneratorConfig
 from pipelines.interval import Interval
+from pipelines.reporting import run_reporting_errors, run_step
+from pipelines.steps import GENERATE
 
 START_HELP = "Start of the arrival interval (inclusive), UTC, e.g. 2026-01-01 or 2026-01-01T05:00"
 END_HELP = "End of the arrival interval (exclusive), UTC"
@@ -14,26 +15,8 @@ END_HELP = "End of the arrival interval (exclusive), UTC"
 
 def _generate(start: str, end: str, config: dict[str, float | int]) -> None:
     interval = Interval.parse(start, end)
-    checked = GeneratorConfig(**config)  # type: ignore[arg-type]
-    from pipelines.generate.job import generate
-    from pipelines.spark import get_spark
-
-    counts = generate(
-        get_spark("generate"),
-        start=interval.start,
-        end=interval.end,
-        scale=checked.scale,
-        seed=checked.seed,
-        late_share=checked.late_share,
-        malformed_share=checked.malformed_share,
-        duplicate_share=checked.duplicate_share,
-        hostile_share=checked.hostile_share,
-    )
-    typer.echo(
-        f"generated raw data arriving in {interval} (scale {checked.scale:g}, seed {checked.seed})"
-    )
-    for name, rows in counts.items():
-        typer.echo(f"  {table_name(RAW, name):<20} {rows:>12,} rows")
+    GeneratorConfig(**config)  # type: ignore[arg-type]  # checked before Spark starts
+    run_step(GENERATE, interval, **config)
 
 
 def generate_command(
@@ -55,8 +38,6 @@ def generate_command(
     ),
 ) -> None:
     """Write the raw rows (dimensions and events) that arrive within [start, end)."""
-    from pipelines.reporting import run_reporting_errors
-
     config = {
         "scale": scale,
         "seed": seed,

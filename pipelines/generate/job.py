@@ -12,6 +12,7 @@ from pyspark.sql.types import StructType
 
 from features import EventSource
 from features.catalog import RAW
+from features.catalog import database as catalog_database
 from features.sources import EVENT_SOURCES
 from pipelines.delta_io import ensure_database, replace_where, table_exists
 from pipelines.generate.dimensions import dimension_tables
@@ -81,15 +82,17 @@ def generate(
     malformed_share: float = 0.01,
     duplicate_share: float = 0.005,
     hostile_share: float = DEFAULT_HOSTILE_SHARE,
-    database: str = RAW,
+    database: str | None = None,
 ) -> dict[str, int]:
     """Write the raw rows that arrive (by ingestion time) within `[start, end)`.
 
     The dimensions are rewritten whole (they depend only on seed and scale); each
     event table has exactly its interval replaced. Hostile rows whose ingestion time is
     null or from 1970 belong to no interval: they are added unless already there, so a
-    rerun writes nothing twice. Returns the rows written per table.
+    rerun writes nothing twice. Returns the rows written per table. `database` defaults
+    to the catalog's raw layer.
     """
+    database = database or catalog_database(RAW)
     interval = Interval.parse(start, end)
     config = GeneratorConfig(
         scale=scale,

@@ -27,9 +27,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import EventSource
-from features.catalog import CLEAN, RAW
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
-from pipelines.delta_io import replace_where, require_table, table_exists
+from pipelines.delta_io import replace_where, require_table, rows_in, table_exists
 from pipelines.errors import IntervalError
 from pipelines.ingest.rules import (
     REASON,
@@ -40,11 +39,17 @@ from pipelines.ingest.rules import (
     with_record,
 )
 from pipelines.interval import Interval, sql_timestamp, utc_literal
-from pipelines.tables import ACCEPTED_IDS, CLEAN_EVENTS, DIMENSIONS, QUARANTINE
+from pipelines.tables import (
+    ACCEPTED_IDS,
+    CLEAN_EVENTS,
+    DIMENSIONS,
+    QUARANTINE,
+    accepted_ids_table,
+    quarantine_table,
+    raw_table,
+)
 from pipelines.validity import AnySource, reason_order
 
-QUARANTINE_NAME = "quarantine"
-ACCEPTED_IDS_NAME = "accepted_ids"
 # How long before a row its parent (a click's impression) may have happened and still match.
 PARENT_LOOKBACK = timedelta(days=2)
 # Up to this many arrived ids are broadcast to the scan of the accepted ids (an hourly
@@ -98,26 +103,26 @@ def _unplaced_predicate(source: AnySource) -> str:
     return f"({column} IS NULL OR {column} < {sql_timestamp(source.validity.earliest)})"
 
 
-def _arrived(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
-    return spark.table(table).where(interval.sql("ingestion_timestamp"))
+def _arrived(spark: SparkSession, source: AnySource, interval: Interval) -> DataFrame:
+    return rows_in(spark.table(raw_table(source)), source.ingestion_column, interval)
 
 
 def _accepted_before(
     spark: SparkSession,
     source: EventSource,
-    clean_database: str,
     interval: Interval,
-    first_day: date,
-    last_day: date,
+    event_days: Interval,
 ) -> DataFrame | None:
-    """Clean rows of earlier runs on the given event days (partition-pruned), if any."""
-    table = f"{clean_database}.{source.name}"
-    if not spark.catalog.tableExists(table):
+    """Clean rows of runs before `interval` with event times in `event_days`, if any."""
+    if not table_exists(spark, source.table):
         return None
-    return spark.table(table).where(
-        f"{source.ingestion_column} < {sql_timestamp(interval.start)} AND {source.partition_column} "
-        f"BETWEEN DATE '{first_day.isoformat()}' AND DATE '{last_day.isoformat()}'"
+    on_days = rows_in(
+        spark.table(source.table),
+        source.timestamp_column,
+        event_days,
+        partition_column=source.partition_column,
     )
+    return on_days.where(F.col(source.ingestion_column) < utc_literal(interval.start))
 
 
 @dataclass(frozen=True)
@@ -185,15 +190,15 @@ def _counts(classified: dict[str, DataFrame]) -> dict[str, TableCounts]:
     return report
 
 
-def ensure_accepted_ids(spark: SparkSession, clean_database: str) -> str:
+def ensure_accepted_ids(spark: SparkSession) -> str:
     """The accepted-id index, built from the clean event tables the first time."""
-    table = f"{clean_database}.{ACCEPTED_IDS_NAME}"
+    table = accepted_ids_table()
     if table_exists(spark, table):
         return table
     parts = [
-        _ids_of(spark.table(f"{clean_database}.{source.name}"), source)
+        _ids_of(spark.table(source.table), source)
         for source in EVENT_SOURCES
-        if table_exists(spark, f"{clean_database}.{source.name}")
+        if table_exists(spark, source.table)
     ]
     if parts:
         replace_where(
@@ -234,9 +239,9 @@ def already_accepted(
     return accepted.join(arrived, on="id", how="left_semi").select("id")
 
 
-def _unplaced(spark: SparkSession, raw_database: str, source: AnySource) -> DataFrame:
+def _unplaced(spark: SparkSession, source: AnySource) -> DataFrame:
     """Raw rows no interval selects, with their reason (every one of them has one)."""
-    raw = spark.table(f"{raw_database}.{source.name}").where(_unplaced_predicate(source))
+    raw = spark.table(raw_table(source)).where(_unplaced_predicate(source))
     return flag_row_problems(with_record(raw), source)
 
 
@@ -245,8 +250,6 @@ def ingest(
     *,
     start: str | datetime | date,
     end: str | datetime | date,
-    raw_database: str = RAW,
-    clean_database: str = CLEAN,
 ) -> IngestReport:
     """Check the raw rows that arrived in `[start, end)` and write them clean or quarantined."""
     interval = Interval.parse(start, end)
@@ -256,17 +259,17 @@ def ingest(
             f"interval {interval} starts before {earliest.isoformat()}: "
             "no row arrived that early (see Validity.earliest in features/)"
         )
-    for name in SOURCES:
-        require_table(spark, f"{raw_database}.{name}", hint="run `feature-platform generate` first")
-    raw = {name: _arrived(spark, f"{raw_database}.{name}", interval) for name in SOURCES}
+    for source in SOURCES.values():
+        require_table(spark, raw_table(source), hint="run `feature-platform generate` first")
+    raw = {name: _arrived(spark, source, interval) for name, source in SOURCES.items()}
     batches = _batches({source.name: raw[source.name] for source in EVENT_SOURCES})
-    index = ensure_accepted_ids(spark, clean_database)
+    index = ensure_accepted_ids(spark)
 
     classified: dict[str, DataFrame] = {}
     unplaced: dict[str, DataFrame] = {}
     try:
         for source in SOURCES.values():
-            unplaced[source.name] = _kept(_unplaced(spark, raw_database, source))
+            unplaced[source.name] = _kept(_unplaced(spark, source))
         for dimension in DIMENSION_SOURCES:
             classified[dimension.name] = _kept(classify(raw[dimension.name], dimension))
         for source in EVENT_SOURCES:
@@ -274,13 +277,13 @@ def ingest(
             seen = already_accepted(spark, index, source, raw[source.name], batch.rows, interval)
             parents = None
             if source.carried is not None:
-                parents = _parents(spark, clean_database, interval, source, batch, classified)
+                parents = _parents(spark, interval, source, batch, classified)
             classified[source.name] = _kept(
                 classify(raw[source.name], source, accepted_ids=seen, parents=parents)
             )
         without_time = {name: c.quarantined_total for name, c in _counts(unplaced).items()}
         report = IngestReport(interval, _counts(classified), without_time)
-        _write(classified, unplaced, interval, clean_database, index)
+        _write(classified, unplaced, interval, index)
     finally:
         for df in [*classified.values(), *unplaced.values()]:
             df.unpersist()
@@ -289,7 +292,6 @@ def ingest(
 
 def _parents(
     spark: SparkSession,
-    clean_database: str,
     interval: Interval,
     source: EventSource,
     batch: _Batch,
@@ -304,14 +306,9 @@ def _parents(
     columns = [carried.on, *carried.columns]
     parents = classified[carried.source].where(F.col(REASON).isNull()).select(*columns)
     if batch.days is not None:
-        earlier = _accepted_before(
-            spark,
-            parent,
-            clean_database,
-            interval,
-            batch.days[0] - PARENT_LOOKBACK,
-            batch.days[1],
-        )
+        first_day, last_day = batch.days
+        event_days = Interval.parse(first_day - PARENT_LOOKBACK, last_day + timedelta(days=1))
+        earlier = _accepted_before(spark, parent, interval, event_days)
         if earlier is not None:
             parents = earlier.select(*columns).unionByName(parents)
     return parents.dropDuplicates([carried.on])
@@ -333,18 +330,17 @@ def _write(
     classified: dict[str, DataFrame],
     unplaced: dict[str, DataFrame],
     interval: Interval,
-    clean_database: str,
     index: str,
 ) -> None:
     arrived = interval.sql("ingestion_timestamp")
-    for name, schema in DIMENSIONS.items():
-        clean = _clean_rows(classified[name], schema.fieldNames())
-        replace_where(clean, f"{clean_database}.{name}", predicate=arrived)
+    for dimension in DIMENSION_SOURCES:
+        clean = _clean_rows(classified[dimension.name], DIMENSIONS[dimension.name].fieldNames())
+        replace_where(clean, dimension.table, predicate=arrived)
     for source in EVENT_SOURCES:
         clean = _clean_rows(classified[source.name], CLEAN_EVENTS[source.name].fieldNames())
         replace_where(
             clean,
-            f"{clean_database}.{source.name}",
+            source.table,
             predicate=arrived,
             partition_by=(source.partition_column,),
         )
@@ -370,7 +366,7 @@ def _write(
     )
     replace_where(
         _union(quarantined).select(*QUARANTINE.fieldNames()),
-        f"{clean_database}.{QUARANTINE_NAME}",
+        quarantine_table(),
         predicate=f"source_table IN ({sources}) AND ({arrived} OR {never_arrived})",
         partition_by=("ingestion_date",),
     )

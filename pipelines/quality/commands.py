@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import typer
 
+from features import REGISTRY
 from pipelines.errors import PlatformError
-from pipelines.reporting import run_reporting_errors
+from pipelines.interval import HOUR, Interval, parse_time
+from pipelines.reporting import parse_names, parse_view_names, run_reporting_errors, run_step
+from pipelines.steps import CONSISTENCY, REPLAY, VALIDATE
 
 START_HELP = "Start of the interval (inclusive), UTC, e.g. 2026-01-01T00:00"
 END_HELP = "End of the interval (exclusive), UTC"
@@ -20,28 +23,9 @@ TABLES_HELP = (
 )
 
 
-def _names(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
-def _validate(start: str, end: str, views: str | None, tables: str | None) -> bool:
-    from pipelines.interval import Interval
-
+def _validate(start: str, end: str, views: str | None, tables: str | None) -> None:
     interval = Interval.parse(start, end)
-    from pipelines.quality.gate import validate
-    from pipelines.spark import get_spark
-
-    report = validate(
-        get_spark("validate"),
-        start=interval.start,
-        end=interval.end,
-        views=_names(views),
-        tables=_names(tables),
-    )
-    typer.echo(report.render())
-    return report.success
+    run_step(VALIDATE, interval, views=parse_view_names(views), tables=parse_names(tables))
 
 
 def validate_command(
@@ -51,8 +35,7 @@ def validate_command(
     tables: str | None = typer.Option(None, "--tables", help=TABLES_HELP),
 ) -> None:
     """Validate [start, end) of the feature and clean event tables; exit 1 if any check fails."""
-    if not run_reporting_errors(_validate, start, end, views, tables):
-        raise typer.Exit(1)
+    run_reporting_errors(_validate, start, end, views, tables)
 
 
 def consistency_command(
@@ -84,26 +67,16 @@ def consistency_command(
 ) -> None:
     """Check that Redis holds what the Delta tables say (--as-of), or that logged requests
     equal their training rows (--replay --start --end); exit 1 if not."""
-    from features import REGISTRY
-    from pipelines.interval import Interval, parse_time
 
     def check_store() -> None:
         if as_of is None:
             raise PlatformError("give --as-of, or --replay with --start and --end")
         moment = parse_time(as_of)
-        names = _names(views) if views else None
-        for name in names or ():
-            REGISTRY.view(name)  # a DeclarationError names the unknown view
-        from pipelines.quality.consistency import check_consistency
-        from pipelines.spark import get_spark
-
-        report = check_consistency(
-            get_spark("consistency"), as_of=moment, sample=sample, views=names, tolerance=tolerance
+        # The step checks the store as a run over an interval leaves it: as of its end.
+        interval = Interval(moment - HOUR, moment)
+        run_step(
+            CONSISTENCY, interval, sample=sample, views=parse_view_names(views), tolerance=tolerance
         )
-        for line in report.lines():
-            typer.echo(line)
-        if not report.success:
-            raise typer.Exit(1)
 
     def check_replay() -> None:
         if start is None or end is None:
@@ -111,27 +84,13 @@ def consistency_command(
         interval = Interval.parse(start, end)
         from pipelines.training.spec import Mode
 
-        try:
-            chosen = Mode(mode)
-        except ValueError:
-            raise PlatformError(f"unknown mode {mode!r} (known: serving, known, feast)") from None
-        names = _names(services) if services else None
+        if mode not in {m.value for m in Mode}:
+            raise PlatformError(
+                f"unknown mode {mode!r} (known: {', '.join(m.value for m in Mode)})"
+            )
+        names = parse_names(services)
         for name in names or ():
             REGISTRY.service(name)  # a DeclarationError names the unknown service
-        from pipelines.quality.replay import replay as replay_requests
-        from pipelines.spark import get_spark
-
-        report = replay_requests(
-            get_spark("replay"),
-            start=interval.start,
-            end=interval.end,
-            services=names,
-            mode=chosen,
-            tolerance=tolerance,
-        )
-        for line in report.lines():
-            typer.echo(line)
-        if not report.success:
-            raise typer.Exit(1)
+        run_step(REPLAY, interval, services=names, mode=mode, tolerance=tolerance)
 
     run_reporting_errors(check_replay if replay else check_store)

@@ -49,7 +49,11 @@ from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
 
-METRICS_TABLE = table_name(MONITORING, "consistency_metrics")
+
+def metrics_table() -> str:
+    return table_name(MONITORING, "consistency_metrics")
+
+
 DEFAULT_SAMPLE = 1000
 FLOAT_RTOL = 1e-9
 # Feast reads entities in batches; bounded so one request stays small.
@@ -200,7 +204,7 @@ def check_consistency(
     result = runner.validate("online_offline_consistency", metrics, _suite(tolerance))
     replace_where(
         metrics.select(*[f.name for f in METRICS_SCHEMA.fields]),
-        METRICS_TABLE,
+        metrics_table(),
         predicate=f"as_of = {sql_timestamp(moment)}",
     )
     return ConsistencyReport(

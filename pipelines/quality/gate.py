@@ -18,9 +18,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from features import REGISTRY, AnyView, EventSource, FeatureView
 from pipelines.config import settings
-from pipelines.delta_io import require_table
+from pipelines.delta_io import require_table, rows_in
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import learned_in
+from pipelines.feature_tables import versions_learned_in
 from pipelines.interval import Interval
 from pipelines.quality import suites
 from pipelines.quality.report import TableResult, ValidationReport
@@ -108,11 +108,11 @@ def comparison_interval(interval: Interval) -> Interval:
 
 def feature_rows(spark: SparkSession, table: str, interval: Interval) -> DataFrame:
     """The versions of a feature table that a run over the interval writes."""
-    return spark.table(table).where(learned_in(interval))
+    return versions_learned_in(spark.table(table), interval)
 
 
 def _clean_rows(spark: SparkSession, source: EventSource, interval: Interval) -> DataFrame:
-    return spark.table(source.table).where(interval.sql(source.ingestion_column))
+    return rows_in(spark.table(source.table), source.ingestion_column, interval)
 
 
 def _run_name(interval: Interval) -> str:

@@ -35,10 +35,10 @@ from pyspark.sql import types as T
 from features import REGISTRY
 from features.catalog import MONITORING, table_name
 from pipelines.config import settings
-from pipelines.delta_io import replace_where
+from pipelines.delta_io import replace_where, rows_in
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import spark_type
-from pipelines.interval import HOUR, Interval, floor_hour, sql_timestamp, utc_literal
+from pipelines.interval import HOUR, Interval, floor_hour, sql_timestamp
 from pipelines.quality import expectations as ex
 from pipelines.quality.report import TableResult
 from pipelines.quality.runner import QualityRunner
@@ -53,7 +53,11 @@ from pipelines.serving.request_log import (
 )
 from pipelines.training.spec import Mode
 
-METRICS_TABLE = table_name(MONITORING, "replay_metrics")
+
+def metrics_table() -> str:
+    return table_name(MONITORING, "replay_metrics")
+
+
 FLOAT_RTOL = 1e-9
 _OFFLINE, _SERVED = "__offline", "__served"
 
@@ -79,6 +83,10 @@ METRICS_SCHEMA = T.StructType(
 
 class ReplayError(PlatformError):
     pass
+
+
+class NothingLoggedError(ReplayError):
+    """No request of the selected services was logged in the interval."""
 
 
 def served_table(service: str) -> str:
@@ -172,7 +180,7 @@ def load_request_log(
     logged = (
         spark.read.schema(schema)
         .parquet(*present)
-        .where(_within(F.col(REQUEST_TIME), interval))
+        .transform(lambda requests: rows_in(requests, REQUEST_TIME, interval))
         .withColumn("request_date", F.to_date(REQUEST_TIME))
     )
     expected = definitions_hash(service)
@@ -214,7 +222,7 @@ def replay(
         if landed is not None:
             logs[name] = landed
     if not logs:
-        raise ReplayError(
+        raise NothingLoggedError(
             f"no requests were logged for {', '.join(names)} in {interval} "
             f"(log directory {log_directory(names[0], log_root).parent})"
         )
@@ -227,7 +235,9 @@ def replay(
             predicate=interval.sql(REQUEST_TIME),
             partition_by=["request_date"],
         )
-        served = spark.table(served_table(name)).where(_within(F.col(REQUEST_TIME), interval))
+        served = rows_in(
+            spark.table(served_table(name)), REQUEST_TIME, interval, partition_column="request_date"
+        )
         keys, features = service_columns(name)
         labels = served.select(REQUEST_ID, REQUEST_TIME, *[k for k, _ in keys])
         offline = build_training_set(
@@ -248,7 +258,7 @@ def replay(
     services_sql = ", ".join(f"'{n}'" for n in logs)
     replace_where(
         metrics,
-        METRICS_TABLE,
+        metrics_table(),
         predicate=(
             f"interval_start = {sql_timestamp(interval.start)} "
             f"AND interval_end = {sql_timestamp(interval.end)} "
@@ -356,7 +366,3 @@ def _suite(tolerance: float) -> list[Any]:
         about="replayed requests vs the training-set builder",
         ident=[*ident, "example_request"],
     )
-
-
-def _within(column: Column, interval: Interval) -> Column:
-    return (column >= utc_literal(interval.start)) & (column < utc_literal(interval.end))

@@ -39,17 +39,10 @@ def _run(func: Any, *args: Any) -> Any:
 
 
 def _materialize(start: str, end: str, views: str | None) -> None:
-    from pipelines.serving.materialize import materialize, select_views
+    from pipelines.reporting import parse_view_names, run_step
+    from pipelines.steps import MATERIALIZE
 
-    interval = Interval.parse(start, end)
-    names = [v.strip() for v in views.split(",") if v.strip()] if views else None
-    select_views(names)  # unknown names fail before Spark starts
-    from pipelines.spark import get_spark
-
-    report = materialize(
-        get_spark("materialize"), start=interval.start, end=interval.end, views=names
-    )
-    typer.echo(report.summary())
+    run_step(MATERIALIZE, Interval.parse(start, end), views=parse_view_names(views))
 
 
 def materialize_command(

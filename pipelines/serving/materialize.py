@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 from features import REGISTRY, AnyView
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, learned_in
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, versions_learned_in
 from pipelines.interval import Interval, utc_literal
 from pipelines.redis_server import redacted
 from pipelines.serving.encoding import ViewLayout, view_layout
@@ -113,7 +113,7 @@ def learned_rows(features: DataFrame, view: AnyView, interval: Interval) -> Data
     """Per entity, the newest version that became knowable in `(start, end]`, unless it
     had expired at `end`: the rows a run over the interval sends to Redis."""
     key = view.entity.join_key
-    learned = features.where(learned_in(interval))
+    learned = versions_learned_in(features, interval)
     oldest = oldest_servable_event(view, interval)
     if oldest is not None:
         learned = learned.where(F.col(EVENT_TIMESTAMP) >= utc_literal(oldest))
@@ -203,12 +203,6 @@ def _materialize_views(
     return tuple(future.result() for future in futures)
 
 
-def select_views(names: Sequence[str] | None) -> list[AnyView]:
-    if not names:
-        return list(REGISTRY.views)
-    return [REGISTRY.view(name) for name in names]
-
-
 def _record_in_feast_registry(views: Sequence[AnyView], interval: Interval, redis_url: str) -> bool:
     """Tell Feast's registry the interval is materialized (for `materialize-incremental`)."""
     from feast.errors import FeatureViewNotFoundException
@@ -245,7 +239,7 @@ def materialize(
     """
     began = time.perf_counter()
     interval = Interval.parse(start, end)
-    selected = select_views(views)
+    selected = REGISTRY.select_views(views)
     url = resolve_redis_url(redis_url)
     project = repo_settings().project
     for view in selected:

@@ -68,6 +68,7 @@ def _build(
     mode: str,
 ) -> None:
     from pipelines.errors import PlatformError
+    from pipelines.reporting import parse_names
     from pipelines.spark import get_spark
     from pipelines.training import build_training_set
     from pipelines.training.reproduce import read_record
@@ -77,9 +78,7 @@ def _build(
     if (feature_service is None) == (features is None):
         raise PlatformError("give exactly one of --feature-service and --features")
     requested: str | list[str] = (
-        feature_service
-        if feature_service is not None
-        else [ref.strip() for ref in str(features).split(",") if ref.strip()]
+        feature_service if feature_service is not None else (parse_names(features) or [])
     )
     spark = get_spark("training-set")
     written = build_training_set(

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.labels import ctr
-from pipelines.delta_io import ensure_database, require_table
+from pipelines.delta_io import ensure_database, require_table, rows_in
 from pipelines.errors import PlatformError
 from pipelines.interval import Interval, from_unix_micros, utc_literal
 from pipelines.training import delta
@@ -63,9 +63,11 @@ def click_labels(impressions: DataFrame, clicks: DataFrame, interval: Interval) 
     came at most `ctr.window` after it (exactly the window counts) and was ingested before
     `end + ctr.maturity`, else 0: the same labels however late they are built."""
     start, end = interval.start, interval.end
-    shown = impressions.where(
-        (F.col("event_timestamp") >= utc_literal(start))
-        & (F.col("event_timestamp") < utc_literal(end))
+    shown = rows_in(
+        impressions,
+        ctr.impressions.timestamp_column,
+        interval,
+        partition_column=ctr.impressions.partition_column,
     )
     click_times = clicks.where(
         (F.col("event_timestamp") >= utc_literal(start))
