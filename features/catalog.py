@@ -1,10 +1,11 @@
 """Physical names: one database per layer, so `SHOW TABLES IN <layer>` tells the story.
 
-The only place that spells a database name. A source's clean table, a view's feature
-table and every platform table are `<database of its layer>.<name>`.
+The only place that spells a database or topic name. A source's clean table, a view's
+feature table and every platform table are `<database of its layer>.<name>`; an event
+source's Kafka topic is `events.<source>`.
 
 One setting moves every database: FEATURE_PLATFORM_DATABASE_PREFIX (e.g. `staging_`
-gives `staging_raw`, `staging_clean`, ...), so several environments, or test modules,
+gives `staging_raw`, `staging_clean`, ..., `staging_events.<source>`), so several environments, or test modules,
 share one metastore without sharing a table. It is read when a name is resolved, never
 at import: the declarations stay inert data.
 """
@@ -45,3 +46,11 @@ def database(layer: str) -> str:
 
 def table_name(layer: str, name: str) -> str:
     return f"{database(layer)}.{name}"
+
+
+EVENTS = "events"  # the Kafka topics, one per event source
+
+
+def topic_name(source: str) -> str:
+    """The Kafka topic of an event source: `<prefix>events.<source>`."""
+    return f"{database_prefix()}{EVENTS}.{source}"

@@ -32,7 +32,7 @@ from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from features.catalog import CLEAN, FEATURES, table_name
+from features.catalog import CLEAN, FEATURES, table_name, topic_name
 from features.errors import DeclarationError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -246,6 +246,11 @@ class EventSource:
     def table(self) -> str:
         """The clean table ingest writes."""
         return table_name(CLEAN, self.name)
+
+    @property
+    def topic(self) -> str:
+        """The Kafka topic its producers write to."""
+        return topic_name(self.name)
 
 
 def check_serving_lag(view: str, lag: timedelta) -> None:

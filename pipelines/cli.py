@@ -6,6 +6,8 @@ to the code they drive. Failures the user can fix print one line and exit 2.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from pipelines.compute.commands import backfill_command, compute_command
@@ -21,6 +23,7 @@ from pipelines.serving.commands import (
     online_command,
     redis_app,
 )
+from pipelines.streaming.commands import kafka_app, replay_command, stream_ingest_command
 from pipelines.training.commands import labels_app, training_set_command
 
 app = typer.Typer(
@@ -50,6 +53,10 @@ def info() -> None:
     typer.echo(
         f"redis          : {conf.redis_url or '(local redis-server: started by `redis start`, the demo and materialize)'}"
     )
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    typer.echo(
+        f"kafka          : {kafka or '(local broker: started by `kafka start` and `replay`)'}"
+    )
 
 
 # The command bodies live next to the code they drive; registered here in pipeline order.
@@ -63,6 +70,9 @@ app.command("feast-env")(feast_env_command)
 app.command("materialize")(materialize_command)
 app.command("online")(online_command)
 app.add_typer(redis_app, name="redis")
+app.add_typer(kafka_app, name="kafka")
+app.command("replay")(replay_command)
+app.command("stream-ingest")(stream_ingest_command)
 app.add_typer(labels_app, name="labels")
 app.command("training-set")(training_set_command)
 app.command("consistency")(consistency_command)

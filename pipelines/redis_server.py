@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,8 +34,14 @@ from redis.cluster import RedisCluster
 
 from pipelines.config import Settings, settings
 from pipelines.errors import PlatformError
+from pipelines.local_process import (
+    LOOPBACK,
+    LocalProcess,
+    free_port,
+    port_is_free,
+    wait_for_exit,
+)
 
-LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 15.0
@@ -125,46 +130,16 @@ def redis_binary() -> Path:
     )
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 def _cluster_port(host: str = LOOPBACK) -> int:
     """A free port whose cluster bus port (+10000, fixed in Redis 6) is free and valid."""
     for _ in range(200):
         port = random.randrange(20_000, 55_000)
-        if _port_is_free(port, host) and _port_is_free(port + 10_000, host):
+        if port_is_free(port, host) and port_is_free(port + 10_000, host):
             return port
     raise PlatformError(f"no free port pair for a Redis Cluster node on {host}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A daemonized server that exited stays a zombie until init reaps it.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
-class RedisServer:
+class RedisServer(LocalProcess):
     """A redis-server process whose files live in `directory` (config, pid, log, snapshot).
 
     `start()` reuses a server already running from this directory (found by its pid
@@ -172,6 +147,8 @@ class RedisServer:
     snapshot is saved). As a context manager it stops on exit only a server it
     started itself.
     """
+
+    name = "redis"
 
     def __init__(
         self,
@@ -182,25 +159,9 @@ class RedisServer:
         host: str = LOOPBACK,
         cluster: bool = False,
     ) -> None:
-        self.directory = Path(directory)
-        self.host = host
+        super().__init__(directory, port=port, host=host)
         self.password = password
         self.cluster = cluster
-        self._requested_port = port
-        self.port: int | None = port
-        self.started_here = False
-
-    @property
-    def pid_file(self) -> Path:
-        return self.directory / "redis.pid"
-
-    @property
-    def port_file(self) -> Path:
-        return self.directory / "redis.port"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "redis.log"
 
     @property
     def config_file(self) -> Path:
@@ -213,22 +174,9 @@ class RedisServer:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{self.host}:{self.port}/0"
 
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _pid_alive(pid) else None
-
-    def _recorded_port(self) -> int | None:
-        try:
-            return int(self.port_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def is_running(self) -> bool:
         """True if a server started from this directory is alive and answers PING."""
-        port = self._recorded_port()
+        port = self.recorded_port()
         if self.pid() is None or port is None:
             return False
         self.port = port
@@ -243,7 +191,7 @@ class RedisServer:
             return self
         self._clear_stale_files()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = self._choose_port()
+        self.port = self.choose_port()
         self._write_config()
         result = subprocess.run(
             [str(redis_binary()), str(self.config_file)],
@@ -264,7 +212,7 @@ class RedisServer:
     def stop(self) -> None:
         """Shut the server down (saving its snapshot) and wait until the process is gone."""
         pid = self.pid()
-        port = self._recorded_port()
+        port = self.recorded_port()
         if pid is None:
             self._clear_stale_files()
             return
@@ -277,9 +225,9 @@ class RedisServer:
                 pass  # the signal below is the fallback
             finally:
                 client.close()
-        if not self._wait_for_exit(pid, timeout=10.0):
+        if not wait_for_exit(pid, timeout=10.0):
             os.kill(pid, signal.SIGTERM)  # redis-server saves and exits on SIGTERM too
-            if not self._wait_for_exit(pid, timeout=10.0):
+            if not wait_for_exit(pid, timeout=10.0):
                 raise PlatformError(f"redis-server (pid {pid}) did not stop")
         self._clear_stale_files()
         self.started_here = False
@@ -298,15 +246,8 @@ class RedisServer:
 
     # -- internals --------------------------------------------------------------
 
-    def _choose_port(self) -> int:
-        for port in (self._requested_port, self._recorded_port()):
-            if port is not None and _port_is_free(port, self.host):
-                return port
-        if self._requested_port is not None:
-            raise PlatformError(f"port {self._requested_port} on {self.host} is already in use")
-        if self.cluster:
-            return _cluster_port(self.host)
-        return free_port(self.host)
+    def new_port(self) -> int:
+        return _cluster_port(self.host) if self.cluster else free_port(self.host)
 
     def _write_config(self) -> None:
         lines = [
@@ -344,15 +285,6 @@ class RedisServer:
             f"redis-server in {self.directory} did not answer within {START_TIMEOUT_S:.0f} s: "
             f"{tail[0] if tail else last_error}"
         )
-
-    @staticmethod
-    def _wait_for_exit(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return True
-            time.sleep(0.05)
-        return not _pid_alive(pid)
 
     def _clear_stale_files(self) -> None:
         if self.pid() is None:

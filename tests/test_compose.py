@@ -26,7 +26,8 @@ def test_compose_file_loads(composecheck: Path):
         [str(composecheck), str(ROOT / "docker-compose.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    for service in ("redis", "postgres", "spark-master", "spark-worker", "airflow-scheduler"):
+    services = ("redis", "kafka", "postgres", "spark-master", "spark-worker", "airflow-scheduler")
+    for service in services:
         assert f"  {service}:" in result.stdout
 
 

@@ -1,0 +1,159 @@
+"""Bodies of `feature-platform kafka start | stop | status | topics`."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from pipelines.errors import PlatformError
+from pipelines.reporting import run_reporting_errors
+
+kafka_app = typer.Typer(
+    help="The event bus: the local Kafka broker (used when KAFKA_BOOTSTRAP_SERVERS is not set).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _local_broker():  # type: ignore[no-untyped-def]
+    from pipelines.streaming.broker import BOOTSTRAP_ENV, local_broker
+
+    if os.environ.get(BOOTSTRAP_ENV):
+        raise PlatformError(
+            f"{BOOTSTRAP_ENV} is set: the platform uses that cluster, not a local broker"
+        )
+    return local_broker()
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the local Kafka broker (or reuse the running one), create the event topics,
+    and print its bootstrap servers. The first start fetches Kafka's jars from Maven Central."""
+
+    def body() -> None:
+        from pipelines.streaming.topics import create_topics
+
+        broker = _local_broker().start()
+        create_topics(broker.bootstrap_servers)
+        typer.echo(broker.bootstrap_servers)
+
+    run_reporting_errors(body)
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the local Kafka broker (its data stays under <data_dir>/kafka)."""
+    run_reporting_errors(lambda: _local_broker().stop())
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say which Kafka the platform uses and whether it answers; exit 1 if it does not."""
+
+    def body() -> None:
+        from pipelines.streaming.broker import BOOTSTRAP_ENV, check_kafka
+
+        configured = os.environ.get(BOOTSTRAP_ENV)
+        if configured:
+            check_kafka(configured)
+            typer.echo(f"{BOOTSTRAP_ENV} {configured}: up")
+            return
+        broker = _local_broker()
+        if not broker.is_running():
+            typer.echo(f"local Kafka broker in {broker.directory}: not running")
+            raise typer.Exit(1)
+        typer.echo(f"local Kafka broker {broker.bootstrap_servers} (pid {broker.pid()}): up")
+
+    run_reporting_errors(body)
+
+
+@kafka_app.command("topics")
+def kafka_topics() -> None:
+    """Create the event topics that do not exist yet, then list them with their sources."""
+
+    def body() -> None:
+        from pipelines.streaming.broker import bootstrap_servers
+        from pipelines.streaming.topics import create_topics, topics
+
+        created = set(create_topics(bootstrap_servers()))
+        for name, source in topics().items():
+            note = " (created)" if name in created else ""
+            typer.echo(f"{name:<32} {source.table}{note}")
+
+    run_reporting_errors(body)
+
+
+def replay_command(
+    start: str = typer.Option(..., "--start", help="Start of the arrival interval, UTC"),
+    end: str = typer.Option(..., "--end", help="End of the arrival interval (exclusive), UTC"),
+    speed: float = typer.Option(
+        60.0, "--speed", min=0.0, help="N times real time (60: an hour a minute; 0: no pacing)"
+    ),
+    scale: float = typer.Option(1.0, "--scale", help="The generator's size knob"),
+    seed: int = typer.Option(7, "--seed", help="The generator's seed"),
+) -> None:
+    """Publish the generated events that arrive in [start, end) to Kafka, in arrival order
+    (late, malformed and hostile rows included, as `generate` writes them)."""
+
+    def body() -> None:
+        from pipelines.generate.world import GeneratorConfig
+        from pipelines.interval import Interval
+        from pipelines.streaming.broker import ensure_kafka
+        from pipelines.streaming.publish import publish
+        from pipelines.streaming.topics import create_topics
+
+        interval = Interval.parse(start, end)
+        config = GeneratorConfig(scale=scale, seed=seed)
+        servers = ensure_kafka()
+        create_topics(servers)
+        report = publish(
+            servers,
+            start=interval.start,
+            end=interval.end,
+            speed=speed,
+            config=config,
+            echo=typer.echo,
+        )
+        for line in report.lines():
+            typer.echo(line)
+
+    run_reporting_errors(body)
+
+
+def stream_ingest_command(
+    until_caught_up: bool = typer.Option(
+        False, "--until-caught-up", help="Land what the topics hold now, then stop"
+    ),
+    trigger_seconds: float = typer.Option(
+        5.0, "--trigger-seconds", min=0.5, help="Seconds between micro-batches when running on"
+    ),
+) -> None:
+    """Land the event topics in the raw tables with Spark Structured Streaming, exactly once
+    (checkpoint under <data_dir>/checkpoints). Runs until stopped unless --until-caught-up."""
+
+    def body() -> None:
+        from pipelines.spark import get_spark
+        from pipelines.streaming.broker import bootstrap_servers
+        from pipelines.streaming.land import checkpoint_dir, land_events
+
+        servers = bootstrap_servers()
+        query = land_events(
+            get_spark("stream-ingest"),
+            bootstrap_servers=servers,
+            until_caught_up=until_caught_up,
+            trigger_seconds=trigger_seconds,
+        )
+        typer.echo(f"landing {servers} into the raw tables (checkpoint {checkpoint_dir()})")
+        try:
+            query.awaitTermination()
+        except KeyboardInterrupt:
+            query.stop()
+        failure = query.exception()
+        if failure is not None:
+            raise PlatformError(f"stream-ingest failed: {str(failure).strip().splitlines()[0]}")
+        landed = sum(p.get("numInputRows", 0) for p in query.recentProgress)
+        typer.echo(f"landed {landed:,} messages in {len(query.recentProgress)} micro-batches")
+
+    run_reporting_errors(body)
