@@ -96,6 +96,18 @@ class LocalProcess:
         except (FileNotFoundError, ValueError):
             return None
 
+    def is_running(self) -> bool:
+        """True if a server started from this directory is alive and answers."""
+        port = self.recorded_port()
+        if self.pid() is None or port is None:
+            return False
+        self.port = port
+        return self.answers()
+
+    def answers(self) -> bool:
+        """Whether the server on `self.port` answers its protocol's ping."""
+        raise NotImplementedError
+
     def choose_port(self) -> int:
         """The requested port, else the one it had before if free, else a free one."""
         for port in (self._requested_port, self.recorded_port()):

@@ -137,12 +137,7 @@ class KafkaBroker(LocalProcess):
             raise KafkaUnavailableError(f"the broker in {self.directory} has no port yet")
         return f"{self.host}:{self.port}"
 
-    def is_running(self) -> bool:
-        """True if a broker started from this directory is alive and answers."""
-        port = self.recorded_port()
-        if self.pid() is None or port is None:
-            return False
-        self.port = port
+    def answers(self) -> bool:
         try:
             check_kafka(self.bootstrap_servers, timeout=5.0)
         except KafkaUnavailableError:
