@@ -184,8 +184,26 @@ class Carried:
     columns: tuple[str, ...]
 
 
+class _SourceTable:
+    """What event and dimension sources share: typed columns, and the clean table ingest
+    writes."""
+
+    name: str
+    columns: dict[str, str]
+
+    def column_type(self, column: str) -> str:
+        if column not in self.columns:
+            raise DeclarationError(f"source {self.name} has no column {column!r}")
+        return self.columns[column]
+
+    @property
+    def table(self) -> str:
+        """The clean table ingest writes."""
+        return table_name(CLEAN, self.name)
+
+
 @dataclass(frozen=True)
-class EventSource:
+class EventSource(_SourceTable):
     """A clean event table: append-only facts with an event time and an arrival time."""
 
     name: str
@@ -237,16 +255,6 @@ class EventSource:
         carried = () if self.carried is None else self.carried.columns
         return {c: t for c, t in self.columns.items() if c not in carried}
 
-    def column_type(self, column: str) -> str:
-        if column not in self.columns:
-            raise DeclarationError(f"source {self.name} has no column {column!r}")
-        return self.columns[column]
-
-    @property
-    def table(self) -> str:
-        """The clean table ingest writes."""
-        return table_name(CLEAN, self.name)
-
     @property
     def topic(self) -> str:
         """The Kafka topic its producers write to."""
@@ -262,7 +270,7 @@ def check_serving_lag(view: str, lag: timedelta) -> None:
 
 
 @dataclass(frozen=True)
-class DimensionSource:
+class DimensionSource(_SourceTable):
     """A dimension table (one row per key, versioned by ingestion time)."""
 
     name: str
@@ -277,16 +285,6 @@ class DimensionSource:
         self.validity.check(self.name, self.columns)
         if self.key_column not in self.columns:
             raise DeclarationError(f"source {self.name}: key column {self.key_column!r} is unknown")
-
-    def column_type(self, column: str) -> str:
-        if column not in self.columns:
-            raise DeclarationError(f"source {self.name} has no column {column!r}")
-        return self.columns[column]
-
-    @property
-    def table(self) -> str:
-        """The clean table ingest writes."""
-        return table_name(CLEAN, self.name)
 
 
 class Op(StrEnum):
