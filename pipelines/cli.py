@@ -6,8 +6,6 @@ to the code they drive. Failures the user can fix print one line and exit 2.
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from pipelines.compute.commands import backfill_command, compute_command
@@ -53,9 +51,8 @@ def info() -> None:
     typer.echo(
         f"redis          : {conf.redis_url or '(local redis-server: started by `redis start`, the demo and materialize)'}"
     )
-    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     typer.echo(
-        f"kafka          : {kafka or '(local broker: started by `kafka start` and `replay`)'}"
+        f"kafka          : {conf.kafka_bootstrap_servers or '(local broker: started by `kafka start` and `replay`)'}"
     )
 
 

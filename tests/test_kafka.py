@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from features.sources import EVENT_SOURCES, playback_events
+from pipelines.config import KAFKA_BOOTSTRAP_ENV
 from pipelines.streaming.broker import (
-    BOOTSTRAP_ENV,
     KafkaBroker,
     KafkaNotConfiguredError,
     bootstrap_servers,
@@ -110,7 +110,7 @@ def test_a_restarted_broker_keeps_its_port_and_its_topics(tmp_path):
 
 
 def test_readers_never_start_a_broker(tmp_path, monkeypatch):
-    monkeypatch.delenv(BOOTSTRAP_ENV, raising=False)
+    monkeypatch.delenv(KAFKA_BOOTSTRAP_ENV, raising=False)
     monkeypatch.setenv("FEATURE_PLATFORM_DATA_DIR", str(tmp_path))
     with pytest.raises(KafkaNotConfiguredError, match="feature-platform kafka start"):
         bootstrap_servers()
@@ -125,7 +125,7 @@ def test_an_unreachable_cluster_is_one_error_within_the_timeout():
 
 
 def test_kafka_status_without_a_broker_exits_1(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != BOOTSTRAP_ENV}
+    env = {k: v for k, v in os.environ.items() if k != KAFKA_BOOTSTRAP_ENV}
     env["FEATURE_PLATFORM_DATA_DIR"] = str(tmp_path)
     cli = os.path.join(os.path.dirname(sys.executable), "feature-platform")
     result = subprocess.run(

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pipelines.config import Settings, settings
+from pipelines.config import KAFKA_BOOTSTRAP_ENV, Settings, settings
 from pipelines.errors import PlatformError
 from pipelines.local_process import LocalProcess, free_port, wait_for_exit
 
@@ -32,7 +32,6 @@ KAFKA_ARTIFACTS = (
     ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
     ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.24.3"),
 )
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 START_TIMEOUT_S = 60.0
 RESOLVE_TIMEOUT_S = 900.0
 HEAP = "-Xmx512m"
@@ -46,9 +45,8 @@ class KafkaNotConfiguredError(PlatformError):
     """Events were to be read or written with no Kafka named and no local broker running."""
 
 
-def ivy_home() -> Path:
-    """Spark's Ivy directory (where `spark.jars.packages`, Delta included, are cached)."""
-    return Path(os.environ.get("FEATURE_PLATFORM_IVY_HOME", Path.home() / ".ivy2.5.2"))
+# Spark's Ivy directory: where `spark.jars.packages`, Delta included, are cached.
+IVY_HOME = Path.home() / ".ivy2.5.2"
 
 
 def _ivy_jar() -> Path:
@@ -62,7 +60,7 @@ def _ivy_jar() -> Path:
 
 def kafka_classpath(log_file: Path | None = None) -> str:
     """The broker's classpath, resolved from Maven Central the first time and cached."""
-    home = ivy_home()
+    home = IVY_HOME
     wanted = ",".join(":".join(artifact) for artifact in KAFKA_ARTIFACTS)
     digest = hashlib.sha256(wanted.encode()).hexdigest()[:12]
     cached = home / "feature-platform" / f"kafka-{KAFKA_VERSION}-{digest}.classpath"
@@ -251,7 +249,8 @@ def check_kafka(bootstrap_servers: str, *, timeout: float = 10.0) -> None:
     """Raise KafkaUnavailableError unless the cluster answers a metadata request in time."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _QUIET})  # type: ignore[dict-item]
+    # librdkafka would log every refused connection to stderr; a failed check says it once.
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
     try:
         admin.list_topics(timeout=timeout)
     except Exception as exc:  # KafkaException: the cluster did not answer
@@ -260,44 +259,31 @@ def check_kafka(bootstrap_servers: str, *, timeout: float = 10.0) -> None:
         ) from None
 
 
-class _QuietLogger:
-    """librdkafka logs every refused connection to stderr; a failed check says it once."""
-
-    def log(self, *args: object) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> object:
-        return lambda *args, **kwargs: None
-
-
-_QUIET = _QuietLogger()
-
-
 def local_broker(conf: Settings | None = None) -> KafkaBroker:
     """The platform's own broker for the current data directory (not started)."""
-    return KafkaBroker((conf or settings()).data_dir / "kafka")
+    return KafkaBroker((conf or settings()).kafka_dir)
 
 
 def ensure_kafka(conf: Settings | None = None) -> str:
     """Bootstrap servers of a reachable Kafka: KAFKA_BOOTSTRAP_SERVERS if set, else the local
     broker (started if needed). For the demo, the CLI and tests, never for readers."""
-    configured = os.environ.get(BOOTSTRAP_ENV)
-    if configured:
-        check_kafka(configured)
-        return configured
+    conf = conf or settings()
+    if conf.kafka_bootstrap_servers:
+        check_kafka(conf.kafka_bootstrap_servers)
+        return conf.kafka_bootstrap_servers
     return local_broker(conf).start().bootstrap_servers
 
 
 def bootstrap_servers(conf: Settings | None = None) -> str:
     """The Kafka that producers and streaming jobs use: KAFKA_BOOTSTRAP_SERVERS if set, else
     the local broker if it runs. Never starts one."""
-    configured = os.environ.get(BOOTSTRAP_ENV)
-    if configured:
-        return configured
+    conf = conf or settings()
+    if conf.kafka_bootstrap_servers:
+        return conf.kafka_bootstrap_servers
     broker = local_broker(conf)
     if not broker.is_running():
         raise KafkaNotConfiguredError(
-            f"no Kafka: set {BOOTSTRAP_ENV}, or start the local broker with "
+            f"no Kafka: set {KAFKA_BOOTSTRAP_ENV}, or start the local broker with "
             f"`feature-platform kafka start` (data directory {(conf or settings()).data_dir})"
         )
     return broker.bootstrap_servers

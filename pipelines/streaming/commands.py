@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
+from pipelines.config import KAFKA_BOOTSTRAP_ENV, settings
 from pipelines.errors import PlatformError
 from pipelines.reporting import run_reporting_errors
 
@@ -18,11 +17,11 @@ kafka_app = typer.Typer(
 
 
 def _local_broker():  # type: ignore[no-untyped-def]
-    from pipelines.streaming.broker import BOOTSTRAP_ENV, local_broker
+    from pipelines.streaming.broker import local_broker
 
-    if os.environ.get(BOOTSTRAP_ENV):
+    if settings().kafka_bootstrap_servers:
         raise PlatformError(
-            f"{BOOTSTRAP_ENV} is set: the platform uses that cluster, not a local broker"
+            f"{KAFKA_BOOTSTRAP_ENV} is set: the platform uses that cluster, not a local broker"
         )
     return local_broker()
 
@@ -53,12 +52,12 @@ def kafka_status() -> None:
     """Say which Kafka the platform uses and whether it answers; exit 1 if it does not."""
 
     def body() -> None:
-        from pipelines.streaming.broker import BOOTSTRAP_ENV, check_kafka
+        from pipelines.streaming.broker import check_kafka
 
-        configured = os.environ.get(BOOTSTRAP_ENV)
+        configured = settings().kafka_bootstrap_servers
         if configured:
             check_kafka(configured)
-            typer.echo(f"{BOOTSTRAP_ENV} {configured}: up")
+            typer.echo(f"{KAFKA_BOOTSTRAP_ENV} {configured}: up")
             return
         broker = _local_broker()
         if not broker.is_running():

@@ -90,7 +90,6 @@ def land_events(
     until_caught_up: bool = False,
     trigger_seconds: float = 5.0,
     checkpoint: Path | None = None,
-    kafka_options: dict[str, Any] | None = None,
 ) -> Any:
     """Start the landing query and return it (a `StreamingQuery`). With `until_caught_up`
     it lands what the topics hold now and stops (`availableNow`); otherwise it runs a
@@ -102,8 +101,6 @@ def land_events(
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
     )
-    for key, value in (kafka_options or {}).items():
-        reader = reader.option(key, value)
     checkpoint = checkpoint or checkpoint_dir()
     writer = (
         reader.load()
