@@ -67,6 +67,26 @@ def test_recompute_is_idempotent_with_one_write_per_table(spark, computed) -> No
         assert version(spark, table) == before[table] + 1
 
 
+def test_a_view_that_fails_takes_the_whole_run_back(spark, computed, monkeypatch) -> None:
+    compute_job = importlib.import_module("pipelines.compute.job")
+    real_rows = compute_job.view_rows
+    later = (END - timedelta(hours=1), END)
+    before = {table: spark.table(table).collect() for table in tables()}
+
+    def ad_performance_fails(spark, view, interval, arrived=None):
+        if view.name == "ad_performance":
+            raise RuntimeError("executor lost")
+        return real_rows(spark, view, interval, arrived)
+
+    monkeypatch.setattr(compute_job, "view_rows", ad_performance_fails)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        compute(spark, start=later[0], end=later[1], views=VIEWS)
+    engagement = REGISTRY.view("member_engagement").table
+    assert spark.sql(f"DESCRIBE HISTORY {engagement} LIMIT 1").first()["operation"] == "RESTORE"
+    for table in tables():
+        assert sorted(spark.table(table).collect()) == sorted(before[table])
+
+
 def test_adjacent_intervals_compose_into_their_union(spark, computed) -> None:
     for table in tables():
         spark.sql(f"DELETE FROM {table}")

@@ -263,3 +263,36 @@ def test_empty_or_reversed_interval_is_refused(spark):
         ingest(spark, start="2026-04-01T01:00", end="2026-04-01T00:00")
     with pytest.raises(IntervalError):
         ingest(spark, start="2026-04-01", end="2026-04-01")
+
+
+def test_a_failed_run_leaves_every_table_as_it_was(spark, inline, monkeypatch):
+    import pipelines.ingest.job as ingest_job
+    from pipelines.delta_io import table_version
+
+    third = (T0 + timedelta(hours=2), T0 + timedelta(hours=3))
+    spark.createDataFrame(
+        [_play("p-third", 2, 10, 125, 60.0, 130)], RAW_EVENTS["playback_events"]
+    ).write.format("delta").mode("append").saveAsTable(table_name(RAW, "playback_events"))
+    tables = [table_name(CLEAN, name) for name in (*KEYS, "quarantine", "accepted_ids")]
+    versions = {table: table_version(spark, table) for table in tables}
+    rows = {table: spark.table(table).collect() for table in tables}
+    write = ingest_job.replace_where
+
+    def quarantine_write_fails(df, table, **options):
+        if table == table_name(CLEAN, "quarantine"):
+            raise RuntimeError("disk full")
+        write(df, table, **options)
+
+    monkeypatch.setattr(ingest_job, "replace_where", quarantine_write_fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest(spark, start=third[0], end=third[1])
+    # The clean tables and the id index were written before the quarantine; all went back.
+    plays = table_name(CLEAN, "playback_events")
+    history = spark.sql(f"DESCRIBE HISTORY {plays} LIMIT 2").collect()
+    assert [row["operation"] for row in history] == ["RESTORE", "WRITE"]
+    assert history[0]["operationParameters"]["version"] == str(versions[plays])
+    for table in tables:
+        assertDataFrameEqual(spark.table(table), rows[table])
+    monkeypatch.setattr(ingest_job, "replace_where", write)
+    ingest(spark, start=third[0], end=third[1])
+    assert "p-third" in _ids(spark, table_name(CLEAN, "playback_events"), "event_id")

@@ -45,7 +45,7 @@ from pipelines.compute.tiles import (
     tiles,
 )
 from pipelines.compute.windows import HourRange, feature_rows, merged_tile_hours
-from pipelines.delta_io import replace_where, require_table
+from pipelines.delta_io import all_or_nothing, replace_where, require_table
 from pipelines.feature_tables import (
     PARTITION_COLUMN,
     feature_table_schema,
@@ -180,7 +180,8 @@ def compute(
     its own Delta transaction: a view's fixed costs on the driver (reading the
     tables' logs, planning, committing) then overlap with another view's tasks
     instead of leaving the executors idle. If a view fails, the others still
-    finish (each table is all or nothing) and the first error is raised.
+    finish, then every table is restored to what it was before the run
+    (`delta_io.all_or_nothing`) and the first error is raised.
     """
     interval = Interval.parse(start, end).require_hour_aligned()
     selected = REGISTRY.select_views(views)
@@ -188,16 +189,18 @@ def compute(
     condition = learned_in(interval)
     arrived = _arrivals(spark, selected, interval)
 
-    def write(view: AnyView) -> int:
+    def write(view: AnyView, run: str) -> int:
         replace_where(
             view_rows(spark, view, interval, arrived),
             view.table,
             predicate=condition,
             partition_by=[PARTITION_COLUMN],
+            run=run,
         )
         return int(versions_learned_in(spark.table(view.table), interval).count())
 
-    # Leaving the pool waits for every view, failed or not, before any error is raised.
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        futures = {view.table: pool.submit(write, view) for view in selected}
-    return {table: future.result() for table, future in futures.items()}
+    with all_or_nothing(spark, [view.table for view in selected]) as run:
+        # Leaving the pool waits for every view, failed or not, before any error is raised.
+        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+            futures = {view.table: pool.submit(write, view, run) for view in selected}
+        return {table: future.result() for table, future in futures.items()}

@@ -7,7 +7,8 @@ clean + quarantined, for every source:
   declared validity, then for orphans and duplicates;
 - rows that no interval can select, because their ingestion time is null or before
   the source's `earliest`, are quarantined by every run (the same rows each time).
-Each output table has exactly its share replaced, so a rerun gives the same tables.
+Each output table has exactly its share replaced, so a rerun gives the same tables, and
+the tables change together or not at all (`delta_io.all_or_nothing`).
 
 Earlier runs matter in two ways, both looking only at rows ingested before `start`
 (so rerunning an old interval is unaffected by later ones): an id that was already
@@ -28,7 +29,13 @@ from pyspark.sql import functions as F
 
 from features import EventSource
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
-from pipelines.delta_io import replace_where, require_table, rows_in, table_exists
+from pipelines.delta_io import (
+    all_or_nothing,
+    replace_where,
+    require_table,
+    rows_in,
+    table_exists,
+)
 from pipelines.errors import IntervalError
 from pipelines.ingest.rules import (
     REASON,
@@ -283,7 +290,9 @@ def ingest(
             )
         without_time = {name: c.quarantined_total for name, c in _counts(unplaced).items()}
         report = IngestReport(interval, _counts(classified), without_time)
-        _write(classified, unplaced, interval, index)
+        written = [s.table for s in SOURCES.values()] + [index, quarantine_table()]
+        with all_or_nothing(spark, written) as run:
+            _write(classified, unplaced, interval, index, run)
     finally:
         for df in [*classified.values(), *unplaced.values()]:
             df.unpersist()
@@ -331,11 +340,12 @@ def _write(
     unplaced: dict[str, DataFrame],
     interval: Interval,
     index: str,
+    run: str,
 ) -> None:
     arrived = interval.sql("ingestion_timestamp")
     for dimension in DIMENSION_SOURCES:
         clean = _clean_rows(classified[dimension.name], DIMENSIONS[dimension.name].fieldNames())
-        replace_where(clean, dimension.table, predicate=arrived)
+        replace_where(clean, dimension.table, predicate=arrived, run=run)
     for source in EVENT_SOURCES:
         clean = _clean_rows(classified[source.name], CLEAN_EVENTS[source.name].fieldNames())
         replace_where(
@@ -343,6 +353,7 @@ def _write(
             source.table,
             predicate=arrived,
             partition_by=(source.partition_column,),
+            run=run,
         )
     event_names = ", ".join(f"'{source.name}'" for source in EVENT_SOURCES)
     accepted = _union(
@@ -357,6 +368,7 @@ def _write(
         predicate=f"source_table IN ({event_names}) AND {arrived}",
         partition_by=("source_table",),
         properties=ACCEPTED_IDS_PROPERTIES,
+        run=run,
     )
     quarantined = [_to_quarantine(df, SOURCES[name]) for name, df in classified.items()]
     quarantined += [_to_quarantine(df, SOURCES[name]) for name, df in unplaced.items()]
@@ -369,4 +381,5 @@ def _write(
         quarantine_table(),
         predicate=f"source_table IN ({sources}) AND ({arrived} OR {never_arrived})",
         partition_by=("ingestion_date",),
+        run=run,
     )
