@@ -10,6 +10,7 @@ import pytest
 
 from features.catalog import database_prefix
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
+from pipelines.delta_io import ensure_database
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.ingest import ingest
 from pipelines.interval import Interval
@@ -17,7 +18,7 @@ from pipelines.streaming.broker import KafkaBroker
 from pipelines.streaming.land import _batch_writer, land_events
 from pipelines.streaming.publish import arrival_order, publish
 from pipelines.streaming.topics import create_topics
-from pipelines.tables import raw_table
+from pipelines.tables import quarantine_table, raw_table
 
 pytestmark = pytest.mark.kafka
 
@@ -40,14 +41,27 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("checkpoints") / "land"
 
 
-def _land(spark, broker, checkpoint) -> None:
+@pytest.fixture(scope="module")
+def raw_dimensions(spark):
+    """Dimensions are not streamed: their daily dumps land in raw as files do, before the
+    stream ingests events (a click's carried columns and the ingest job need them)."""
+    batch = _generated(spark, 2)
+    ensure_database(spark, raw_table(DIMENSION_SOURCES[0]).split(".")[0])
+    for dimension in DIMENSION_SOURCES:
+        spark.table(f"{batch}.{dimension.name}").write.format("delta").mode(
+            "overwrite"
+        ).saveAsTable(raw_table(dimension))
+
+
+def _land(spark, broker, checkpoint, max_messages_per_batch: int | None = None) -> None:
     query = land_events(
         spark,
         bootstrap_servers=broker.bootstrap_servers,
         until_caught_up=True,
         checkpoint=checkpoint,
+        max_messages_per_batch=max_messages_per_batch,
     )
-    query.awaitTermination(300)
+    query.awaitTermination(600)
     assert query.exception() is None
 
 
@@ -90,13 +104,35 @@ def _interval(hours: int, first: int = 0) -> Interval:
     return Interval(START + timedelta(hours=first), START + timedelta(hours=hours))
 
 
-def test_the_stream_lands_exactly_what_a_batch_generation_writes(spark, broker, checkpoint):
+def _clean_tables(spark) -> dict[str, list]:
+    tables = [*(s.table for s in (*DIMENSION_SOURCES, *EVENT_SOURCES)), quarantine_table()]
+    return {table: sorted(map(tuple, spark.table(table).collect())) for table in tables}
+
+
+def test_the_stream_lands_exactly_what_a_batch_generation_writes(
+    spark, broker, checkpoint, raw_dimensions
+):
     report = publish(
         broker.bootstrap_servers, start=START, end=START + timedelta(hours=2), config=CONFIG
     )
-    assert sum(report.messages.values()) == len(arrival_order(_interval(2), CONFIG))
-    _land(spark, broker, checkpoint)
+    published = sum(report.messages.values())
+    assert published == len(arrival_order(_interval(2), CONFIG))
+    # Several micro-batches, so that an hour is ingested while it is still arriving.
+    _land(spark, broker, checkpoint, max_messages_per_batch=published // 2 + 1)
+    assert len(spark.streams.active) == 0
     _assert_same_rows(spark, _generated(spark, 2))
+
+
+def test_the_streamed_clean_tables_are_what_the_hourly_ingest_makes(spark, broker, checkpoint):
+    streamed = _clean_tables(spark)
+    assert all(streamed.values())
+    for hour in range(2):  # the hourly pipeline, run after the stream, over the same hours
+        report = ingest(
+            spark, start=_interval(hour + 1, first=hour).start, end=_interval(hour + 1).end
+        )
+        for name, counts in report.tables.items():
+            assert counts.raw == counts.clean + counts.quarantined_total, name
+    assert _clean_tables(spark) == streamed
 
 
 def test_a_restarted_stream_lands_only_what_is_new(spark, broker, checkpoint):
@@ -127,9 +163,9 @@ def test_a_replayed_micro_batch_is_written_once(spark, broker, tmp_path):
     )
     _, value = encode(source, row)
     messages = spark.createDataFrame(
-        [(source.topic, bytearray(value))], "topic string, value binary"
+        [(source.topic, bytearray(value), START)], "topic string, value binary, timestamp timestamp"
     )
-    write = _batch_writer(checkpoint_identity(tmp_path / "fresh"))
+    write = _batch_writer(checkpoint_identity(tmp_path / "fresh"), clean=False)
     before = spark.table(raw_table(source)).count()
     write(messages, 0)
     write(messages, 0)  # the same micro-batch again
@@ -141,15 +177,35 @@ def test_a_replayed_micro_batch_is_written_once(spark, broker, tmp_path):
     )
 
 
-def test_the_hourly_ingest_runs_on_what_the_stream_landed(spark, broker, checkpoint):
-    # Dimensions are not streamed: their daily dumps land in raw as files do.
-    batch = f"{database_prefix()}batch"
-    for dimension in DIMENSION_SOURCES:
-        spark.table(f"{batch}.{dimension.name}").write.format("delta").mode(
-            "overwrite"
-        ).saveAsTable(raw_table(dimension))
-    report = ingest(spark, start=START, end=START + timedelta(hours=3))
-    for name, counts in report.tables.items():
-        assert counts.raw == counts.clean + counts.quarantined_total, name
-    plays = report.tables["playback_events"]
-    assert plays.clean > 0 and plays.quarantined_total > 0
+def test_a_malformed_message_is_quarantined_and_the_stream_goes_on(spark, broker, checkpoint):
+    from confluent_kafka import Producer
+
+    source = EVENT_SOURCES[0]
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for value in (b"not json", b'{"watch_seconds": "a lot"}', b""):
+        producer.produce(source.topic, key=b"broken", value=value)
+    producer.flush(30)
+    raw_before = spark.table(raw_table(source)).count()
+    _land(spark, broker, checkpoint)
+    assert spark.table(raw_table(source)).count() == raw_before
+    quarantined = (
+        spark.table(quarantine_table())
+        .where(f"source_table = '{source.topic}'")
+        .select("reason", "record")
+        .collect()
+    )
+    assert sorted(quarantined) == sorted(
+        [
+            ("unparseable:value", "not json"),
+            ("unparseable:value", '{"watch_seconds": "a lot"}'),
+            ("unparseable:value", ""),
+        ]
+    )
+    publish(  # and the stream still lands what comes next
+        broker.bootstrap_servers,
+        start=START + timedelta(hours=3),
+        end=START + timedelta(hours=4),
+        config=CONFIG,
+    )
+    _land(spark, broker, checkpoint)
+    _assert_same_rows(spark, _generated(spark, 4))

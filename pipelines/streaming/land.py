@@ -1,4 +1,4 @@
-"""Streaming ingest, first stage: land every event topic in its raw Delta table.
+"""Streaming ingest: every event topic into its raw Delta table, then into clean.
 
 One Spark Structured Streaming query reads all event topics. Each micro-batch is split by
 topic, parsed with the raw table's schema (`pipelines.tables.raw_schema`, the schema the
@@ -8,14 +8,26 @@ each append carries Delta's idempotent-write options (`txnAppId`, `txnVersion` =
 micro-batch id), so a micro-batch replayed after a crash is skipped, not written twice.
 
 The rows land unchanged (a wrong `event_date`, a NaN, a null id as the producer wrote
-them), so the hourly pipeline runs on what the stream landed with the same rules as on
-rows from files: ingest quarantines what is invalid, and raw = clean + quarantined holds.
+them). Then the micro-batch runs the hourly `ingest` job over each arrival hour its rows
+fall in, oldest first: the same rules from the same declarations, quarantine and
+duplicates by identity included. An hour that is still arriving is ingested again by
+every micro-batch that brings more of it, and each run replaces exactly that hour's
+share of clean and quarantine, so the clean tables converge to what the hourly
+pipeline's ingest of the complete hour gives (which, run after the stream, rewrites the
+same rows): one source of truth, and raw = clean + quarantined holds.
+
+A message that is not a row of its source (not JSON, a value of the wrong type, empty)
+never becomes a raw row: it goes to the quarantine under its topic's name with reason
+`unparseable:value` and its text as the record, and the stream goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +38,20 @@ from features import EventSource
 from features.sources import EVENT_SOURCES
 from pipelines.config import settings
 from pipelines.delta_io import ensure_database
-from pipelines.tables import raw_schema, raw_table
+from pipelines.ingest import ingest
+from pipelines.interval import HOUR, utc_literal
+from pipelines.tables import QUARANTINE, quarantine_table, raw_schema, raw_table
 
+LOG = logging.getLogger(__name__)
+# Where the parser puts the text of a message that is not a row of its source.
+UNPARSED = "__message"
+UNPARSEABLE = "unparseable:value"
 # Parse the ISO-8601 times `topics.encode` writes (UTC, `Z`, up to microseconds).
 JSON_OPTIONS = {
     "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS][.SSS]XXX",
     "allowNonNumericNumbers": "true",  # a broken producer's NaN and Infinity
     "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": UNPARSED,
 }
 QUERY_NAME = "land_events"
 
@@ -41,13 +60,54 @@ def checkpoint_dir() -> Path:
     return settings().data_dir / "checkpoints" / QUERY_NAME
 
 
+def _parsed(messages: DataFrame, source: EventSource) -> DataFrame:
+    """One source's messages parsed with the raw schema, plus `UNPARSED`: the message's
+    text when it is not a row of the source (else null)."""
+    schema = raw_schema(source).add(UNPARSED, "string")
+    text = F.col("value").cast("string")
+    parsed = messages.where(F.col("topic") == source.topic).select(
+        F.from_json(text, schema, JSON_OPTIONS).alias("row"), text.alias("text"), "timestamp"
+    )
+    blank = F.col("text").isNull() | (F.trim("text") == "")
+    return parsed.select(
+        *[F.col(f"row.{name}").alias(name) for name in raw_schema(source).fieldNames()],
+        F.when(blank, F.coalesce("text", F.lit("")))
+        .otherwise(F.col(f"row.{UNPARSED}"))
+        .alias(UNPARSED),
+        F.col("timestamp").alias("__appended"),
+    )
+
+
 def parse_messages(messages: DataFrame, source: EventSource) -> DataFrame:
     """The raw rows of one source's messages, in the raw table's column order."""
-    schema = raw_schema(source)
-    parsed = messages.where(F.col("topic") == source.topic).select(
-        F.from_json(F.col("value").cast("string"), schema, JSON_OPTIONS).alias("row")
-    )
-    return parsed.select(*[F.col(f"row.{name}").alias(name) for name in schema.fieldNames()])
+    rows = _parsed(messages, source).where(F.col(UNPARSED).isNull())
+    return rows.select(*raw_schema(source).fieldNames())
+
+
+def unparseable_messages(messages: DataFrame, source: EventSource) -> DataFrame:
+    """Quarantine rows for one source's messages that are not rows of it: filed under the
+    topic (no raw row stands for them, so ingest's share of the quarantine never holds
+    them), arrived when Kafka appended them."""
+    rows = _parsed(messages, source).where(F.col(UNPARSED).isNotNull())
+    return rows.select(
+        F.lit(source.topic).alias("source_table"),
+        F.lit(UNPARSEABLE).alias("reason"),
+        F.col(UNPARSED).alias("record"),
+        F.lit(None).cast("timestamp").alias("event_timestamp"),
+        F.col("__appended").alias("ingestion_timestamp"),
+        F.to_date("__appended").alias("ingestion_date"),
+    ).select(*QUARANTINE.fieldNames())
+
+
+def arrival_hours(raw: list[tuple[EventSource, DataFrame]]) -> list[datetime]:
+    """The hours in which the usable arrival times of these raw rows fall, oldest first."""
+    hours: set[datetime] = set()
+    for source, rows in raw:
+        arrived = F.col(source.ingestion_column)
+        usable = rows.where(arrived >= utc_literal(source.validity.earliest))
+        found = usable.select(F.date_trunc("hour", arrived).alias("hour")).distinct().collect()
+        hours.update(row["hour"] for row in found)
+    return sorted(hours)
 
 
 def checkpoint_identity(checkpoint: Path) -> str:
@@ -61,22 +121,41 @@ def checkpoint_identity(checkpoint: Path) -> str:
     return marker.read_text().strip()
 
 
-def _batch_writer(identity: str) -> Callable[[DataFrame, int], None]:
+def _append_once(
+    df: DataFrame, table: str, identity: str, batch_id: int, partition_column: str
+) -> None:
+    ensure_database(df.sparkSession, table.split(".")[0])
+    (
+        df.write.format("delta")
+        .mode("append")
+        .partitionBy(partition_column)
+        .option("txnAppId", f"{QUERY_NAME}:{identity}:{table}")
+        .option("txnVersion", batch_id)
+        .saveAsTable(table)
+    )
+
+
+def _batch_writer(identity: str, clean: bool = True) -> Callable[[DataFrame, int], None]:
     def write(messages: DataFrame, batch_id: int) -> None:
+        spark = messages.sparkSession
         messages.persist()
         try:
+            landed = []
             for source in EVENT_SOURCES:
-                table = raw_table(source)
-                ensure_database(messages.sparkSession, table.split(".")[0])
-                (
-                    parse_messages(messages, source)
-                    .write.format("delta")
-                    .mode("append")
-                    .partitionBy(source.partition_column)
-                    .option("txnAppId", f"{QUERY_NAME}:{identity}:{table}")
-                    .option("txnVersion", batch_id)
-                    .saveAsTable(table)
-                )
+                rows = parse_messages(messages, source)
+                _append_once(rows, raw_table(source), identity, batch_id, source.partition_column)
+                landed.append((source, rows))
+            unparsed = reduce(
+                DataFrame.unionByName, [unparseable_messages(messages, s) for s in EVENT_SOURCES]
+            )
+            if not unparsed.isEmpty():
+                _append_once(unparsed, quarantine_table(), identity, batch_id, "ingestion_date")
+            if clean:
+                # Hour by hour, as the hourly pipeline does: an hour's duplicates and orphans
+                # are judged against what the hours before it accepted.
+                for hour in arrival_hours(landed):
+                    report = ingest(spark, start=hour, end=hour + HOUR)
+                    LOG.info("micro-batch %d: %s", batch_id, " | ".join(report.lines()))
         finally:
             messages.unpersist()
 
@@ -90,10 +169,14 @@ def land_events(
     until_caught_up: bool = False,
     trigger_seconds: float = 5.0,
     checkpoint: Path | None = None,
+    clean: bool = True,
+    max_messages_per_batch: int | None = None,
 ) -> Any:
     """Start the landing query and return it (a `StreamingQuery`). With `until_caught_up`
     it lands what the topics hold now and stops (`availableNow`); otherwise it runs a
-    micro-batch every `trigger_seconds` until stopped."""
+    micro-batch every `trigger_seconds` until stopped. With `clean`, each micro-batch
+    also ingests the hours it brought rows of (the raw tables of the dimensions must
+    exist, as for the hourly ingest)."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap_servers)
@@ -101,11 +184,13 @@ def land_events(
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
     )
+    if max_messages_per_batch is not None:
+        reader = reader.option("maxOffsetsPerTrigger", max_messages_per_batch)
     checkpoint = checkpoint or checkpoint_dir()
     writer = (
         reader.load()
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(_batch_writer(checkpoint_identity(checkpoint)))
+        .foreachBatch(_batch_writer(checkpoint_identity(checkpoint), clean))
         .option("checkpointLocation", str(checkpoint))
     )
     if until_caught_up:
