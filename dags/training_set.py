@@ -8,6 +8,11 @@ the online store served at the impression's time) into a dated Delta path
 `<data dir>/training_sets/ctr/<YYYY-MM-DD>`, recording the Delta versions it read so the set can
 be rebuilt with `feature-platform training-set --reproduce <path>`.
 
+Then checks the day's features for drift (`feature-platform drift`): the day's training set
+against the production model's (FEATURE_PLATFORM_DRIFT_REFERENCE, by default the training set of
+a week before). It fails on a feature past its alert threshold, naming the features; warnings are
+logged; with no reference yet it is skipped.
+
 First waits (without holding the `spark` pool) until the labels are mature: until
 `feature_pipeline` has ingested and computed the hour that ends `ctr.maturity` after the day
 (the click window plus the clicks' declared lateness), so clicks that arrive late still count.
@@ -19,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from features.labels import ctr
@@ -61,7 +67,17 @@ def training_set() -> None:
         timeout=12 * 3600,
         pool="default_pool",
     )
-    labels_mature >> build_ctr_training_set()
+
+    @task
+    def feature_drift(data_interval_start=None, data_interval_end=None) -> dict:
+        from pipelines import tasks
+
+        result = tasks.run("drift", data_interval_start, data_interval_end)
+        if "skipped" in result:
+            raise AirflowSkipException(result["skipped"])
+        return result
+
+    labels_mature >> build_ctr_training_set() >> feature_drift()
 
 
 training_set()

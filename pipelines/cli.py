@@ -12,6 +12,7 @@ from pipelines.compute.commands import backfill_command, compute_command
 from pipelines.demo import demo_command
 from pipelines.generate.commands import generate_command
 from pipelines.ingest.commands import ingest_command
+from pipelines.monitoring.commands import drift_command, model_scores_command
 from pipelines.quality.commands import consistency_command, validate_command
 from pipelines.serving.commands import (
     FEAST_CONTEXT,
@@ -73,6 +74,8 @@ app.command("stream-ingest")(stream_ingest_command)
 app.add_typer(labels_app, name="labels")
 app.command("training-set")(training_set_command)
 app.command("consistency")(consistency_command)
+app.command("drift")(drift_command)
+app.command("model-scores")(model_scores_command)
 app.command("demo")(demo_command)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,7 @@ DATA_DIR_ENV = "FEATURE_PLATFORM_DATA_DIR"
 REDIS_URL_ENV = "REDIS_URL"
 SPARK_MASTER_ENV = "FEATURE_PLATFORM_SPARK_MASTER"
 KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+DRIFT_REFERENCE_ENV = "FEATURE_PLATFORM_DRIFT_REFERENCE"
 
 # Database names: features.catalog.
 
@@ -24,6 +26,8 @@ class Settings:
     redis_url: str | None
     spark_master: str | None
     kafka_bootstrap_servers: str | None
+    # The training set of the model in production, which the daily drift check compares with.
+    drift_reference: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -41,6 +45,10 @@ class Settings:
     def kafka_dir(self) -> Path:
         return self.data_dir / "kafka"
 
+    def ctr_training_set(self, day: date) -> Path:
+        """Where the daily job writes the CTR training set of `day`."""
+        return self.data_dir / "training_sets" / "ctr" / day.isoformat()
+
 
 def settings() -> Settings:
     """Read the settings now (not at import), so tests and CLIs can set the environment first."""
@@ -50,4 +58,5 @@ def settings() -> Settings:
         redis_url=os.environ.get(REDIS_URL_ENV) or None,
         spark_master=os.environ.get(SPARK_MASTER_ENV) or None,
         kafka_bootstrap_servers=os.environ.get(KAFKA_BOOTSTRAP_ENV) or None,
+        drift_reference=os.environ.get(DRIFT_REFERENCE_ENV) or None,
     )

@@ -5,8 +5,9 @@ the Feast repo, materializes to Redis, reads online features, checks online/offl
 consistency; then runs the last hours as a day in the life (hourly runs, ad requests
 served between them with request logging, and the replay of every logged request through
 the training-set builder: serving mode must differ on nothing); builds a click-through
-training set as served and trains a baseline on it; finally runs the hourly DAG for the
-next hour through Airflow.
+training set as served and trains a baseline on it, and checks the test day's features for
+drift against the training days'; finally runs the hourly DAG for the next hour through
+Airflow.
 Every step is one of the platform's own jobs; the demo only sequences and reports.
 """
 
@@ -26,11 +27,13 @@ from pipelines.reporting import run_reporting_errors
 from pipelines.steps import (
     BACKFILL,
     CONSISTENCY,
+    DRIFT,
     GENERATE,
     INGEST,
     MATERIALIZE,
     REPLAY,
     VALIDATE,
+    StepFailedError,
 )
 
 DEMO_START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -76,6 +79,7 @@ def run_demo(
     from pipelines.config import settings
     from pipelines.feast_repo import feast_objects
     from pipelines.modeling import train_logistic_baseline
+    from pipelines.monitoring.scores import score_report, write_score_report
     from pipelines.redis_server import ensure_redis
     from pipelines.serving.online import get_online_features_df
     from pipelines.serving.store import feature_store
@@ -151,11 +155,14 @@ def run_demo(
     ):
         train_labels = ctr_labels(spark, start=train.start, end=train.end)
         test_labels = ctr_labels(spark, start=test_day.start, end=test_day.end)
-        output = conf.data_dir / "training_sets" / "ctr" / f"{test_day.start:%Y-%m-%d}"
+        output = conf.ctr_training_set(test_day.start.date())
         test_set = build_training_set(
             spark, test_labels, "ctr_model", output=str(output), mode=Mode.SERVING
         )
-        train_set = build_training_set(spark, train_labels, "ctr_model", mode=Mode.SERVING)
+        train_output = conf.data_dir / "training_sets" / "ctr" / f"train-{train.start:%Y-%m-%d}"
+        train_set = build_training_set(
+            spark, train_labels, "ctr_model", output=str(train_output), mode=Mode.SERVING
+        )
         size = test_set.agg(F.count("*").alias("n"), F.avg("clicked").alias("rate")).collect()[0]
         _say(
             f"   training set for {test_day.start:%Y-%m-%d}: {size['n']:,} rows, "
@@ -170,6 +177,24 @@ def run_demo(
             f"test AUC {result.auc:.3f} on {result.test_rows:,} rows of {test_day.start:%Y-%m-%d} "
             "(a constant predictor scores 0.500)"
         )
+        scores = score_report(
+            result.test_scores, label="label", training_scores=result.train_scores
+        )
+        for line in scores.lines():
+            _indented(line)
+        scores_page = conf.reports_dir / "model_scores" / f"ctr-{test_day.start:%Y-%m-%d}.html"
+        write_score_report(scores_page, f"ctr baseline on {test_day.start:%Y-%m-%d}", scores)
+        _indented(f"  report: {scores_page}")
+
+    with _step(f"{DRIFT.title}: the test day's training set against the model's"):
+        try:
+            DRIFT.run(
+                spark, test_day, echo=_indented, reference=str(train_output), current=str(output)
+            )
+        except StepFailedError as alert:
+            # Information, not a failure of the demo: the 7- and 28-day windows are still
+            # filling up over the demo's few days of history, and that is drift too.
+            _indented(f"verdict: {alert} (windows longer than the history are still filling up)")
 
     if with_airflow:
         _airflow(end)

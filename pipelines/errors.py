@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from features.errors import DeclarationError, PlatformError
 
-__all__ = ["DeclarationError", "IntervalError", "MissingTableError", "PlatformError"]
+__all__ = [
+    "DeclarationError",
+    "IntervalError",
+    "MissingTableError",
+    "NothingToCheckError",
+    "PlatformError",
+]
 
 
 class IntervalError(PlatformError):
@@ -13,3 +19,8 @@ class IntervalError(PlatformError):
 
 class MissingTableError(PlatformError):
     pass
+
+
+class NothingToCheckError(PlatformError):
+    """A checking step found nothing to check in its interval (no logged request, no
+    reference to compare with): a scheduled task is skipped, not failed."""

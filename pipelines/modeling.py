@@ -14,6 +14,7 @@ from pyspark.ml.feature import (
     StringIndexer,
     VectorAssembler,
 )
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -25,6 +26,10 @@ class BaselineResult:
     test_rows: int
     test_label_rate: float
     auc: float
+    # The model's scores (`score`: probability of the label) next to the label, for
+    # monitoring (`pipelines.monitoring.scores`).
+    train_scores: DataFrame
+    test_scores: DataFrame
 
 
 def train_logistic_baseline(
@@ -80,7 +85,14 @@ def train_logistic_baseline(
         test_rows=int(stats["n"]),
         test_label_rate=float(stats["rate"] or 0.0),
         auc=float(auc),
+        train_scores=_scores(model.transform(train_prepared)),
+        test_scores=_scores(scored),
     )
     train_prepared.unpersist()
     test_prepared.unpersist()
     return result
+
+
+def _scores(scored: DataFrame) -> DataFrame:
+    probability = vector_to_array(F.col("probability"))[1]
+    return scored.select(probability.alias("score"), F.col("label"))

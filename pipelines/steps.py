@@ -63,7 +63,7 @@ class Step:
 def _generate(spark: Any, interval: Interval, **config: Any) -> StepResult:
     from features.catalog import RAW, table_name
     from pipelines.generate.job import generate
-    from pipelines.generate.world import GeneratorConfig
+    from pipelines.generate.world import SHIFTS, GeneratorConfig
 
     checked = GeneratorConfig(**config)
     counts = generate(
@@ -76,10 +76,16 @@ def _generate(spark: Any, interval: Interval, **config: Any) -> StepResult:
         malformed_share=checked.malformed_share,
         duplicate_share=checked.duplicate_share,
         hostile_share=checked.hostile_share,
+        shift=checked.shift,
+        shift_from=checked.shift_from,
     )
     lines = [
         f"generated raw data arriving in {interval} (scale {checked.scale:g}, seed {checked.seed})"
     ]
+    if checked.shift is not None and checked.shift_from is not None:
+        lines.append(
+            f"  with a shift from {checked.shift_from.isoformat()}: {SHIFTS[checked.shift]}"
+        )
     lines += [f"  {table_name(RAW, name):<20} {rows:>12,} rows" for name, rows in counts.items()]
     return StepResult(tuple(lines), dict(counts))
 
@@ -213,12 +219,47 @@ def _training_set(spark: Any, interval: Interval) -> StepResult:
     from pipelines.training import Mode, build_training_set
     from pipelines.training.labels import ctr_labels
 
-    output = settings().data_dir / "training_sets" / "ctr" / interval.start.strftime("%Y-%m-%d")
+    output = settings().ctr_training_set(interval.start.date())
     labels = ctr_labels(spark, start=interval.start, end=interval.end)
     frame = build_training_set(spark, labels, "ctr_model", output=str(output), mode=Mode.SERVING)
     rows = frame.count()
     line = f"training set of {interval} ({Mode.SERVING.value}): {rows:,} rows in {output}"
     return StepResult((line,), {"output": str(output), "rows": rows, "mode": Mode.SERVING.value})
+
+
+def _drift(
+    spark: Any,
+    interval: Interval,
+    reference: Interval | str | None = None,
+    current: str | None = None,
+    features: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+) -> StepResult:
+    """The interval's feature values (or the `current` table) against the reference; FAIL
+    when any feature alerts. Without a reference: the daily check, the interval's CTR
+    training set against the production model's (`monitoring.job.model_training_sets`)."""
+    from pipelines.monitoring.drift import Verdict
+    from pipelines.monitoring.job import drift, model_training_sets
+
+    if reference is None:
+        reference, current = model_training_sets(interval)
+    report = drift(
+        spark,
+        current=interval if current is None else current,
+        reference=reference,
+        features=list(features) if features else None,
+        views=list(views) if views else None,
+    )
+    alerts = report.named(Verdict.ALERT)
+    summary = {
+        "verdict": report.verdict.value,
+        "alert": alerts,
+        "warn": report.named(Verdict.WARN),
+        "report": str(report.report_path),
+        "run_id": report.run_id,
+    }
+    failure = f"{len(alerts)} features drifted: {', '.join(alerts)}" if alerts else None
+    return StepResult(tuple(report.lines()), summary, failure)
 
 
 GENERATE = Step("generate", "generate raw events (raw.*)", _generate)
@@ -229,6 +270,7 @@ VALIDATE = Step("validate", "validate with Great Expectations", _validate)
 MATERIALIZE = Step("materialize", "materialize the learned versions to Redis", _materialize)
 CONSISTENCY = Step("consistency", "online/offline consistency", _consistency)
 REPLAY = Step("replay", "replay the logged requests through the training-set builder", _replay)
+DRIFT = Step("drift", "feature drift against a reference", _drift)
 TRAINING_SET = Step("training_set", "click-through training set as served", _training_set)
 
 STEPS: dict[str, Step] = {
@@ -243,6 +285,7 @@ STEPS: dict[str, Step] = {
         CONSISTENCY,
         REPLAY,
         TRAINING_SET,
+        DRIFT,
     )
 }
 

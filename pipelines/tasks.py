@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PROJECT_ROOT, SPARK_CONF_DIR, settings
-from pipelines.errors import PlatformError
+from pipelines.errors import NothingToCheckError, PlatformError
 from pipelines.interval import HOUR, Interval
 from pipelines.steps import REPLAY, step_named
 
@@ -41,19 +41,18 @@ def run(
 ) -> dict[str, Any]:
     """Run one pipeline step for the task's data interval `[start, end)` with the configured
     runner; `options` are the step's own (e.g. `views` for materialize). A replay with no
-    logged requests returns `{"skipped": reason}`: the DAG marks the task skipped."""
+    logged requests, or a drift check with no reference, returns `{"skipped": reason}`."""
     chosen = step_named(step)
     if start is None or end is None:
         raise PlatformError(f"step {step} needs a data interval")
     interval = step_interval(step, Interval.parse(start, end))
     if os.environ.get(TASK_RUNNER_ENV, "local") == "spark-submit":
         return _spark_submit(step, interval, options)
-    from pipelines.quality.replay import NothingLoggedError
     from pipelines.spark import get_spark
 
     try:
         result = chosen.run(get_spark(f"feature-platform-{step}"), interval, **options)
-    except NothingLoggedError as exc:
+    except NothingToCheckError as exc:
         return {"skipped": str(exc)}
     return dict(result.summary)
 

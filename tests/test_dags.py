@@ -81,6 +81,8 @@ def test_training_set_waits_until_its_labels_are_mature(dagbag):
     that_hour = hourly.infer_manual_data_interval(run_after=waited_for + timedelta(hours=1))
     assert (that_hour.start, that_hour.end) == (waited_for, waited_for + timedelta(hours=1))
     assert that_hour.end == interval.end + ctr.maturity == interval.end + timedelta(hours=14)
+    # Once the day's training set is built, its features are checked for drift.
+    assert dag.get_task("feature_drift").upstream_task_ids == {"build_ctr_training_set"}
 
 
 def test_pipeline_order_and_publication_at_the_serving_lag(dagbag):

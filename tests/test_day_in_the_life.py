@@ -18,7 +18,13 @@ from pipelines.day_in_the_life import requests_in, run_hours, traffic_after
 from pipelines.generate import generate
 from pipelines.ingest import ingest
 from pipelines.interval import HOUR, Interval, utc_literal
-from pipelines.quality.replay import ReplayError, metrics_table, replay, served_table
+from pipelines.quality.replay import (
+    NothingLoggedError,
+    ReplayError,
+    metrics_table,
+    replay,
+    served_table,
+)
 from pipelines.redis_server import redis_client
 from pipelines.serving.encoding import encode_entity_keys, encode_values
 from pipelines.serving.materialize import layout_for, materialize
@@ -95,7 +101,7 @@ def test_replaying_an_interval_without_a_log_is_one_error(spark, live) -> None:
     before = (
         spark.table(metrics_table()).count() if spark.catalog.tableExists(metrics_table()) else 0
     )
-    with pytest.raises(ReplayError, match="no requests were logged for ctr_model"):
+    with pytest.raises(NothingLoggedError, match="no requests were logged for ctr_model"):
         replay(spark, start=empty[0], end=empty[1], services=["ctr_model"])
     after = (
         spark.table(metrics_table()).count() if spark.catalog.tableExists(metrics_table()) else 0

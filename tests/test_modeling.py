@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipelines.modeling import train_logistic_baseline
 
@@ -26,3 +27,8 @@ def test_baseline_finds_signal_and_reports_chance_without_it(spark):
     assert with_signal.test_rows == 600
     assert with_signal.auc > 0.65
     assert abs(without.auc - 0.5) < 0.1
+    scores = with_signal.test_scores.collect()
+    assert len(scores) == 600 and all(0.0 <= row["score"] <= 1.0 for row in scores)
+    # A logistic regression is calibrated on its own training data: mean score = label rate.
+    train = with_signal.train_scores.agg({"score": "avg", "label": "avg"}).collect()[0]
+    assert train["avg(score)"] == pytest.approx(train["avg(label)"], abs=0.02)

@@ -34,6 +34,8 @@ from pipelines.generate.world import (
     IMPRESSIONS_PER_DAY,
     PLACEMENT_SHARES,
     PLAYBACKS_PER_DAY,
+    SHIFTED_DEVICE_SHARES,
+    WATCH_TIME_FACTOR,
     GeneratorConfig,
     World,
     click_logit,
@@ -46,7 +48,7 @@ US_PER_HOUR = 60 * US_PER_MINUTE
 US_PER_DAY = 24 * US_PER_HOUR
 UNIX_EPOCH = date(1970, 1, 1)
 
-PLAYBACK_STREAM, IMPRESSION_STREAM, CLICK_STREAM = 1, 2, 3
+PLAYBACK_STREAM, IMPRESSION_STREAM, CLICK_STREAM, SHIFT_STREAM = 1, 2, 3, 4
 
 # Normal arrival: a couple of seconds plus an exponential tail, capped at ten minutes.
 ARRIVAL_MIN_US = 2 * US_PER_SECOND
@@ -334,6 +336,7 @@ def playback_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
     watch = np.where(rng.random(n) < ABANDON_SHARE, abandoned, viewed)
     watch = np.round(np.clip(watch, 1.0, MAX_WATCH_SECONDS), 1)
     ingest_us = event_us + _arrival_delays(rng, n, config.late_share)
+    device, watch = _shifted(config, day, event_us, device, watch)
 
     rows = _Rows(
         {
@@ -354,6 +357,26 @@ def playback_rows(world: World, config: GeneratorConfig, day: date) -> _Rows:
     _shift_into_future(rng, rows, rows.fault == FUTURE)
     rows = _with_redeliveries(rng, rows, config.duplicate_share)
     return _with_hostile(config, day, PLAYBACK_STREAM, "playback_events", rows)
+
+
+def _shifted(
+    config: GeneratorConfig,
+    day: date,
+    event_us: np.ndarray,
+    device: np.ndarray,
+    watch: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plays at or after `shift_from`, moved by the configured shift. Its draws come from
+    a stream of their own, so every other column is what an unshifted run generates."""
+    if config.shift is None or config.shift_from is None:
+        return device, watch
+    after = event_us >= to_us(config.shift_from)
+    if config.shift == "device_mix":
+        rng = _rng(config, day, SHIFT_STREAM)
+        moved = rng.choice(len(DEVICES), len(device), p=SHIFTED_DEVICE_SHARES)
+        return np.where(after, moved, device), watch
+    longer = np.round(np.clip(watch * WATCH_TIME_FACTOR, 1.0, MAX_WATCH_SECONDS), 1)
+    return device, np.where(after, longer, watch)
 
 
 @dataclass

@@ -82,6 +82,8 @@ def generate(
     malformed_share: float = 0.01,
     duplicate_share: float = 0.005,
     hostile_share: float = DEFAULT_HOSTILE_SHARE,
+    shift: str | None = None,
+    shift_from: datetime | None = None,
     database: str | None = None,
 ) -> dict[str, int]:
     """Write the raw rows that arrive (by ingestion time) within `[start, end)`.
@@ -90,7 +92,8 @@ def generate(
     event table has exactly its interval replaced. Hostile rows whose ingestion time is
     null or from 1970 belong to no interval: they are added unless already there, so a
     rerun writes nothing twice. Returns the rows written per table. `database` defaults
-    to the catalog's raw layer.
+    to the catalog's raw layer. `shift` moves a population from `shift_from` on
+    (`pipelines.generate.world.SHIFTS`).
     """
     database = database or catalog_database(RAW)
     interval = Interval.parse(start, end)
@@ -101,6 +104,8 @@ def generate(
         malformed_share=malformed_share,
         duplicate_share=duplicate_share,
         hostile_share=hostile_share,
+        shift=shift,
+        shift_from=shift_from,
     )
     world = build_world(config)
     epoch_us = _dimension_epoch_us(spark, database, to_us(interval.start))

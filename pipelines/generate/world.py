@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -65,6 +66,15 @@ class GeneratorConfigError(PlatformError):
 
 
 DEFAULT_HOSTILE_SHARE = 0.001
+# How a population may move from a given time on (`GeneratorConfig.shift`), so that drift
+# monitoring has real drift to find.
+SHIFTS = {
+    "device_mix": "most plays come from phones, whatever the member's usual device",
+    "watch_time": "viewing sessions last 2.5 times as long",
+}
+# Device shares of plays once the device mix has moved (phones first).
+SHIFTED_DEVICE_SHARES = (0.10, 0.70, 0.10, 0.05, 0.05)
+WATCH_TIME_FACTOR = 2.5
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,18 @@ class GeneratorConfig:
     duplicate_share: float = 0.005
     # Rows a broken producer writes (NaN, 1970, unknown categories, ...; see events.py).
     hostile_share: float = DEFAULT_HOSTILE_SHARE
+    # One of SHIFTS, applied to the events that happen at or after `shift_from`.
+    shift: str | None = None
+    shift_from: datetime | None = None
 
     def __post_init__(self) -> None:
+        if (self.shift is None) != (self.shift_from is None):
+            raise GeneratorConfigError("a shift needs both its kind and the time it starts")
+        if self.shift is not None and self.shift not in SHIFTS:
+            known = ", ".join(SHIFTS)
+            raise GeneratorConfigError(f"unknown shift {self.shift!r} (known: {known})")
+        if self.shift_from is not None and self.shift_from.tzinfo is None:
+            raise GeneratorConfigError("shift_from must be timezone-aware (UTC)")
         if not (isinstance(self.scale, int | float) and math.isfinite(self.scale)) or not (
             self.scale > 0
         ):

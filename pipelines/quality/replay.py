@@ -36,7 +36,7 @@ from features import REGISTRY
 from features.catalog import MONITORING, table_name
 from pipelines.config import settings
 from pipelines.delta_io import replace_where, rows_in
-from pipelines.errors import PlatformError
+from pipelines.errors import NothingToCheckError, PlatformError
 from pipelines.feature_tables import spark_type
 from pipelines.interval import HOUR, Interval, floor_hour, sql_timestamp
 from pipelines.quality import expectations as ex
@@ -85,7 +85,7 @@ class ReplayError(PlatformError):
     pass
 
 
-class NothingLoggedError(ReplayError):
+class NothingLoggedError(NothingToCheckError):
     """No request of the selected services was logged in the interval."""
 
 
