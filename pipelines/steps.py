@@ -258,7 +258,7 @@ def _drift(
         "report": str(report.report_path),
         "run_id": report.run_id,
     }
-    failure = f"{len(alerts)} features drifted: {', '.join(alerts)}" if alerts else None
+    failure = f"drift past the alert threshold in {', '.join(alerts)}" if alerts else None
     return StepResult(tuple(report.lines()), summary, failure)
 
 

@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from pyspark.ml.feature import Bucketizer
@@ -103,6 +104,25 @@ class FeatureDrift:
         if self.reference_null_rate is None or self.current_null_rate is None:
             return None
         return self.current_null_rate - self.reference_null_rate
+
+
+def _common(feature: Feature, reference: _Side, current: _Side) -> dict[str, Any]:
+    """The fields every feature's drift has, whatever its type."""
+    categorical = is_categorical(feature)
+    return {
+        "feature": feature.name,
+        "value_type": feature.value_type,
+        "categorical": categorical,
+        "reference_rows": reference.rows,
+        "current_rows": current.rows,
+        "score_name": "js_distance" if categorical else "psi",
+        "reference_null_rate": _rate(reference.nulls[feature.name], reference.rows),
+        "current_null_rate": _rate(current.nulls[feature.name], current.rows),
+    }
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    return counts / counts.sum() if counts.sum() else counts
 
 
 def is_categorical(feature: Feature) -> bool:
@@ -330,8 +350,7 @@ def _numeric_drift(
     deciles = [reference.quantiles[name][int(q * 100) - 1] for q in DECILES]
     starts = _decile_cells(grid, deciles)
     ref_bins, cur_bins = _merge_cells(ref_counts, starts), _merge_cells(cur_counts, starts)
-    ref_shares = ref_bins / ref_bins.sum() if ref_bins.sum() else ref_bins
-    cur_shares = cur_bins / cur_bins.sum() if cur_bins.sum() else cur_bins
+    ref_shares, cur_shares = _shares(ref_bins), _shares(cur_bins)
     ks = wasserstein = None
     if sum(ref_counts) and sum(cur_counts):
         ref_cdf = np.cumsum(ref_counts) / sum(ref_counts)
@@ -345,19 +364,12 @@ def _numeric_drift(
     labels = _bin_labels(grid, starts)
     score = psi(ref_shares, cur_shares) if ref_bins.sum() and cur_bins.sum() else None
     return FeatureDrift(
-        feature=name,
-        value_type=feature.value_type,
-        categorical=False,
-        reference_rows=reference.rows,
-        current_rows=current.rows,
-        score_name="psi",
+        **_common(feature, reference, current),
         score=score,
         psi=score,
         js_distance=js_distance(ref_shares, cur_shares),
         ks_statistic=ks,
         wasserstein_normed=wasserstein,
-        reference_null_rate=_rate(reference.nulls[name], reference.rows),
-        current_null_rate=_rate(current.nulls[name], current.rows),
         reference_mean=reference.means[name],
         current_mean=current.means[name],
         reference_quantiles=_named_quantiles(reference.quantiles.get(name)),
@@ -403,7 +415,6 @@ def _categorical_drift(
     ref_counts: dict[str, int],
     cur_counts: dict[str, int],
 ) -> FeatureDrift:
-    name = feature.name
     kept = sorted(ref_counts, key=lambda v: (-ref_counts[v], v))[:MAX_CATEGORIES]
     labels = [*kept, OTHER]
 
@@ -414,8 +425,7 @@ def _categorical_drift(
     ref_hist, cur_hist = histogram(ref_counts), histogram(cur_counts)
     if not ref_hist[-1] and not cur_hist[-1]:
         labels, ref_hist, cur_hist = labels[:-1], ref_hist[:-1], cur_hist[:-1]
-    ref_shares = ref_hist / ref_hist.sum() if ref_hist.sum() else ref_hist
-    cur_shares = cur_hist / cur_hist.sum() if cur_hist.sum() else cur_hist
+    ref_shares, cur_shares = _shares(ref_hist), _shares(cur_hist)
     both = ref_hist.sum() and cur_hist.sum()
     p_value = None
     if both and len(labels) > 1:
@@ -425,18 +435,11 @@ def _categorical_drift(
             p_value = float(stats.chi2_contingency(table, correction=False).pvalue)
     js = js_distance(ref_shares, cur_shares) if both else None
     return FeatureDrift(
-        feature=name,
-        value_type=feature.value_type,
-        categorical=True,
-        reference_rows=reference.rows,
-        current_rows=current.rows,
-        score_name="js_distance",
+        **_common(feature, reference, current),
         score=js,
         psi=psi(ref_shares, cur_shares) if both else None,
         js_distance=js,
         chi_squared_p_value=p_value,
-        reference_null_rate=_rate(reference.nulls[name], reference.rows),
-        current_null_rate=_rate(current.nulls[name], current.rows),
         bins=tuple(labels),
         reference_shares=tuple(float(x) for x in ref_shares),
         current_shares=tuple(float(x) for x in cur_shares),
@@ -516,17 +519,7 @@ def measure_drift(
 def _empty(feature: Feature, reference: _Side, current: _Side) -> FeatureDrift:
     """A numeric feature without a single reference value: nothing to compare with."""
     return FeatureDrift(
-        feature=feature.name,
-        value_type=feature.value_type,
-        categorical=False,
-        reference_rows=reference.rows,
-        current_rows=current.rows,
-        score_name="psi",
-        score=None,
-        psi=None,
-        js_distance=None,
-        reference_null_rate=_rate(reference.nulls[feature.name], reference.rows),
-        current_null_rate=_rate(current.nulls[feature.name], current.rows),
+        **_common(feature, reference, current), score=None, psi=None, js_distance=None
     )
 
 

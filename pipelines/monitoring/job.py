@@ -26,7 +26,7 @@ from pipelines.config import settings
 from pipelines.delta_io import ensure_database, require_table, rows_in
 from pipelines.errors import NothingToCheckError, PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
-from pipelines.interval import Interval
+from pipelines.interval import Interval, utc_literal
 from pipelines.monitoring.drift import FeatureDrift, Verdict, measure_drift
 from pipelines.monitoring.report import write_report
 
@@ -110,7 +110,7 @@ def feature_values(spark: SparkSession, view: AnyView, interval: Interval) -> Da
     names = [f.name for f in view.features]
     rows = rows_in(
         spark.table(view.table), EVENT_TIMESTAMP, interval, partition_column=PARTITION_COLUMN
-    ).where(F.col(CREATED_TIMESTAMP) <= F.lit(interval.end))
+    ).where(F.col(CREATED_TIMESTAMP) <= utc_literal(interval.end))
     latest = rows.groupBy(view.entity.join_key, EVENT_TIMESTAMP).agg(
         F.max_by(F.struct(*names), F.col(CREATED_TIMESTAMP)).alias("values")
     )

@@ -130,7 +130,8 @@ def stream_ingest_command(
     ),
 ) -> None:
     """Land the event topics in the raw tables with Spark Structured Streaming, exactly once
-    (checkpoint under <data_dir>/checkpoints). Runs until stopped unless --until-caught-up."""
+    (checkpoint under <data_dir>/checkpoints), and ingest each micro-batch's hours into the
+    clean tables with the hourly job's rules. Runs until stopped unless --until-caught-up."""
 
     def body() -> None:
         from pipelines.spark import get_spark
@@ -144,7 +145,9 @@ def stream_ingest_command(
             until_caught_up=until_caught_up,
             trigger_seconds=trigger_seconds,
         )
-        typer.echo(f"landing {servers} into the raw tables (checkpoint {checkpoint_dir()})")
+        typer.echo(
+            f"landing {servers} into the raw and clean tables (checkpoint {checkpoint_dir()})"
+        )
         try:
             query.awaitTermination()
         except KeyboardInterrupt:
