@@ -1,13 +1,12 @@
 """Drift of features between a reference and a current sample, measured in Spark.
 
-A bounded number of passes, whatever the number of features (four per side):
-1. approximate quantiles of every numeric feature (`approxQuantile`, relative error
-   `RELATIVE_ERROR`), at every percentile;
-2. row count, null counts, means and standard deviations;
-3. one histogram of every feature: numeric values bucketed (Spark's `Bucketizer`, a
-   binary search) on a grid made of both sides' percentiles, categorical values counted
-   by category (the `MAX_CATEGORIES` most frequent in the reference, the rest as one);
-4. the mean excess of every numeric feature past its grid's first and last edges.
+Two passes per side, whatever the number of features, each one Spark aggregation:
+1. row count, null counts, and per numeric feature its mean, standard deviation and
+   approximate percentiles (`percentile_approx`, relative error 1/`ACCURACY`);
+2. one histogram of every feature: numeric values bucketed (Spark's `Bucketizer`, a
+   binary search) on a grid made of both sides' percentiles, with how far they reach
+   past the grid's ends; categorical values counted by category (the `MAX_CATEGORIES`
+   most frequent in the reference are compared, the rest as one).
 The driver then turns the two histograms of a feature into its scores:
 - PSI and Jensen-Shannon distance over ten bins cut at the reference's deciles (the
   deciles are on the grid, so the bins are unions of grid cells);
@@ -40,7 +39,7 @@ from scipy.spatial import distance
 from features import Feature
 from features.monitoring import drift_thresholds
 
-RELATIVE_ERROR = 0.001
+ACCURACY = 1000  # percentile_approx's: a relative error of 0.001
 PERCENTILES = [i / 100 for i in range(1, 100)]
 DECILES = [i / 10 for i in range(1, 10)]
 MAX_CATEGORIES = 50
@@ -130,21 +129,15 @@ def is_categorical(feature: Feature) -> bool:
 
 
 def _as_number(column: str, value_type: str) -> Column:
-    """Numeric values of a column: dates as days, timestamps as seconds since the epoch."""
+    """Numeric values of a column as doubles: dates as days, timestamps as seconds since
+    the epoch, NaN as null (a missing value here)."""
     if value_type == "date":
-        return F.datediff(F.col(column), F.lit("1970-01-01").cast("date")).cast("double")
-    if value_type == "timestamp":
-        return F.unix_micros(F.col(column)).cast("double") / 1e6
-    return F.col(column).cast("double")
-
-
-def _numbers(df: DataFrame, features: Sequence[Feature]) -> DataFrame:
-    """The numeric features as doubles, NaN made null (it is a missing value here)."""
-    columns = []
-    for f in features:
-        value = _as_number(f.name, f.value_type)
-        columns.append(F.when(~F.isnan(value), value).alias(f.name))
-    return df.select(*columns)
+        value = F.datediff(F.col(column), F.lit("1970-01-01").cast("date")).cast("double")
+    elif value_type == "timestamp":
+        value = F.unix_micros(F.col(column)).cast("double") / 1e6
+    else:
+        value = F.col(column).cast("double")
+    return F.when(~F.isnan(value), value)
 
 
 @dataclass(frozen=True)
@@ -156,39 +149,29 @@ class _Side:
     quantiles: dict[str, list[float]]
 
 
-def _profile(numbers: DataFrame, categories: DataFrame, numeric: list[str]) -> _Side:
-    """Passes 1 and 2 of one side."""
+def _profile(df: DataFrame, numeric: Sequence[Feature], categorical: Sequence[Feature]) -> _Side:
+    """Pass 1, one aggregation: rows, null counts, and per numeric feature its mean,
+    standard deviation and percentiles (`percentile_approx`, relative error 1/ACCURACY)."""
     aggregates = [F.count(F.lit(1)).alias("__rows")]
-    aggregates += [F.count(F.col(n)).alias(f"{n}__n") for n in numeric]
-    aggregates += [F.avg(F.col(n)).alias(f"{n}__mean") for n in numeric]
-    aggregates += [F.stddev_pop(F.col(n)).alias(f"{n}__std") for n in numeric]
-    stats_row = numbers.agg(*aggregates).collect()[0] if numeric else None
-    category_counts = (
-        categories.agg(
-            F.count(F.lit(1)).alias("__rows"),
-            *[F.count(F.col(c)).alias(f"{c}__n") for c in categories.columns],
-        ).collect()[0]
-        if categories.columns
-        else None
+    for f in numeric:
+        value = _as_number(f.name, f.value_type)
+        aggregates += [
+            F.count(value).alias(f"{f.name}__n"),
+            F.avg(value).alias(f"{f.name}__mean"),
+            F.stddev_pop(value).alias(f"{f.name}__std"),
+            F.percentile_approx(value, PERCENTILES, ACCURACY).alias(f"{f.name}__q"),
+        ]
+    aggregates += [F.count(F.col(f.name)).alias(f"{f.name}__n") for f in categorical]
+    row = df.agg(*aggregates).collect()[0]
+    rows = int(row["__rows"])
+    nulls = {f.name: rows - int(row[f"{f.name}__n"]) for f in [*numeric, *categorical]}
+    return _Side(
+        rows=rows,
+        nulls=nulls,
+        means={f.name: row[f"{f.name}__mean"] for f in numeric},
+        stddevs={f.name: row[f"{f.name}__std"] for f in numeric},
+        quantiles={f.name: [float(q) for q in row[f"{f.name}__q"] or []] for f in numeric},
     )
-    any_row = stats_row if stats_row is not None else category_counts
-    rows = int(any_row["__rows"]) if any_row is not None else 0
-    nulls: dict[str, int] = {}
-    means: dict[str, float | None] = {}
-    stddevs: dict[str, float | None] = {}
-    for n in numeric:
-        assert stats_row is not None
-        nulls[n] = rows - int(stats_row[f"{n}__n"])
-        means[n] = stats_row[f"{n}__mean"]
-        stddevs[n] = stats_row[f"{n}__std"]
-    for c in categories.columns:
-        assert category_counts is not None
-        nulls[c] = rows - int(category_counts[f"{c}__n"])
-    quantiles: dict[str, list[float]] = {}
-    if numeric and rows:
-        found = numbers.approxQuantile(numeric, PERCENTILES, RELATIVE_ERROR)
-        quantiles = dict(zip(numeric, found, strict=True))
-    return _Side(rows, nulls, means, stddevs, quantiles)
 
 
 def _grid(reference: list[float], current: list[float]) -> list[float]:
@@ -197,91 +180,97 @@ def _grid(reference: list[float], current: list[float]) -> list[float]:
     return [-math.inf, *edges, math.inf]
 
 
-def _numeric_histograms(
-    numbers: DataFrame, numeric: list[str], grids: dict[str, list[float]]
-) -> dict[str, list[int]]:
-    """Pass 3 for the numeric features: counts per grid cell (cell i is [s_i, s_i+1))."""
-    histograms = {n: [0] * (len(grids[n]) - 1) for n in numeric}
-    # A grid needs an edge: a feature without a single value has nothing to bucket.
-    numeric = [n for n in numeric if len(grids[n]) > 2]
-    if not numeric:
-        return histograms
-    bucketed = [f"{n}__bucket" for n in numeric]
-    bucketizer = Bucketizer(
-        splitsArray=[grids[n] for n in numeric],
-        inputCols=numeric,
-        outputCols=bucketed,
-        handleInvalid="skip",
+@dataclass(frozen=True)
+class _Counts:
+    """What pass 2 found on one side."""
+
+    cells: dict[str, list[int]]  # numeric: rows per grid cell (cell i is [s_i, s_i+1))
+    excess: dict[str, tuple[float, float]]  # numeric: sum of (first - x)+ and of (x - last)+
+    categories: dict[str, dict[str, int]]  # categorical: rows per category
+
+
+def _count(
+    df: DataFrame,
+    numeric: Sequence[Feature],
+    categorical: Sequence[Feature],
+    grids: dict[str, list[float]],
+) -> _Counts:
+    """Pass 2, one aggregation over every feature at once: each row is exploded into one
+    (feature, cell or category) pair per non-null value, and the pairs are counted. Numeric
+    values are bucketed on their grid by Spark's `Bucketizer` (a binary search); the pairs
+    also carry how far a value lies past the grid's first and last edges."""
+    gridded = [f for f in numeric if len(grids[f.name]) > 2]  # a grid needs an edge
+    numbers = df.select(
+        *[_as_number(f.name, f.value_type).alias(f.name) for f in gridded],
+        *[F.col(f.name).cast("string").alias(f.name) for f in categorical],
     )
-    # `skip` drops a row with a null in any column, so each column is bucketed with
-    # its nulls replaced by a value the grid holds, and those rows are not counted.
-    filled = numbers.select(
-        *[F.coalesce(F.col(n), F.lit(grids[n][1])).alias(n) for n in numeric],
-        *[F.col(n).isNull().alias(f"{n}__null") for n in numeric],
-    )
-    cells = bucketizer.transform(filled)
-    pairs = F.explode(
-        F.array(
-            *[
-                F.struct(F.lit(i).alias("feature"), F.col(f"{n}__bucket").cast("int").alias("cell"))
-                for i, n in enumerate(numeric)
-            ]
+    # The bucketizer drops a row with a null in any input, so it sees the nulls replaced
+    # by a grid value and the pairs of null values are dropped afterwards.
+    cells = (
+        Bucketizer(
+            splitsArray=[grids[f.name] for f in gridded],
+            inputCols=[f"{f.name}__filled" for f in gridded],
+            outputCols=[f"{f.name}__cell" for f in gridded],
+            handleInvalid="skip",
+        ).transform(
+            numbers.select(
+                "*",
+                *[
+                    F.coalesce(F.col(f.name), F.lit(grids[f.name][1])).alias(f"{f.name}__filled")
+                    for f in gridded
+                ],
+            )
         )
-    ).alias("pair")
-    nulls = F.array(*[F.col(f"{n}__null") for n in numeric])
-    counted = (
-        cells.select(pairs, nulls.alias("nulls"))
-        .where(~F.element_at("nulls", F.col("pair.feature") + 1))
-        .groupBy("pair.feature", "pair.cell")
-        .count()
+        if gridded
+        else numbers
+    )
+    pairs = []
+    for i, f in enumerate(gridded):
+        value, grid = F.col(f.name), grids[f.name]
+        pairs.append(
+            F.struct(
+                F.lit(i).alias("feature"),
+                F.when(value.isNotNull(), F.col(f"{f.name}__cell").cast("int")).alias("cell"),
+                F.lit(None).cast("string").alias("category"),
+                F.greatest(F.lit(grid[1]) - value, F.lit(0.0)).alias("below"),
+                F.greatest(value - F.lit(grid[-2]), F.lit(0.0)).alias("above"),
+            )
+        )
+    for i, f in enumerate(categorical, start=len(gridded)):
+        pairs.append(
+            F.struct(
+                F.lit(i).alias("feature"),
+                F.lit(None).cast("int").alias("cell"),
+                F.col(f.name).alias("category"),
+                F.lit(None).cast("double").alias("below"),
+                F.lit(None).cast("double").alias("above"),
+            )
+        )
+    if not pairs:
+        return _Counts({f.name: [0] for f in numeric}, {}, {})
+    found = (
+        cells.select(F.explode(F.array(*pairs)).alias("pair"))
+        .select("pair.*")
+        .where(F.col("cell").isNotNull() | F.col("category").isNotNull())
+        .groupBy("feature", "cell", "category")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("below").alias("b"), F.sum("above").alias("a"))
         .collect()
     )
-    for row in counted:
-        histograms[numeric[row["feature"]]][row["cell"]] += int(row["count"])
-    return histograms
-
-
-def _tails(numbers: DataFrame, grids: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
-    """Pass 4: how far the values reach past the grid's first and last edges, on average
-    (E[(first - x)+], E[(x - last)+]): the Wasserstein area the grid cannot see."""
-    gridded = [n for n, grid in grids.items() if len(grid) > 2]
-    if not gridded:
-        return {}
-    sums = []
-    for n in gridded:
-        first, last = grids[n][1], grids[n][-2]
-        sums += [
-            F.avg(F.greatest(F.lit(first) - F.col(n), F.lit(0.0))).alias(f"{n}__below"),
-            F.avg(F.greatest(F.col(n) - F.lit(last), F.lit(0.0))).alias(f"{n}__above"),
-        ]
-    row = numbers.agg(*sums).collect()[0]
-    return {n: (row[f"{n}__below"] or 0.0, row[f"{n}__above"] or 0.0) for n in gridded}
-
-
-def _category_counts(categories: DataFrame) -> dict[str, dict[str, int]]:
-    """Pass 3 for the categorical features: counts per category (nulls left out)."""
-    if not categories.columns:
-        return {}
-    names = categories.columns
-    pairs = F.explode(
-        F.array(
-            *[
-                F.struct(F.lit(i).alias("feature"), F.col(c).alias("value"))
-                for i, c in enumerate(names)
-            ]
-        )
-    ).alias("pair")
-    counted = (
-        categories.select(pairs)
-        .where(F.col("pair.value").isNotNull())
-        .groupBy("pair.feature", "pair.value")
-        .count()
-        .collect()
+    names = [f.name for f in [*gridded, *categorical]]
+    counted = _Counts(
+        cells={f.name: [0] * (len(grids[f.name]) - 1) for f in numeric},
+        excess={f.name: (0.0, 0.0) for f in gridded},
+        categories={f.name: {} for f in categorical},
     )
-    found: dict[str, dict[str, int]] = {c: {} for c in names}
-    for row in counted:
-        found[names[row["feature"]]][row["value"]] = int(row["count"])
-    return found
+    for row in found:
+        name = names[row["feature"]]
+        if row["category"] is not None:
+            counted.categories[name][row["category"]] = int(row["n"])
+        else:
+            counted.cells[name][row["cell"]] += int(row["n"])
+            below, above = counted.excess[name]
+            counted.excess[name] = (below + (row["b"] or 0.0), above + (row["a"] or 0.0))
+    return counted
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -470,50 +459,38 @@ def measure_drift(
     reference: DataFrame, current: DataFrame, features: Sequence[Feature]
 ) -> list[FeatureDrift]:
     """The drift of each feature (a column of both frames) from reference to current,
-    judged by its thresholds; four Spark passes per side (see the module docstring)."""
+    judged by its thresholds; two Spark passes per side (see the module docstring)."""
     numeric = [f for f in features if not is_categorical(f)]
     categorical = [f for f in features if is_categorical(f)]
-    numeric_names = [f.name for f in numeric]
-    sides = {}
-    for label, df in (("reference", reference), ("current", current)):
-        numbers = _numbers(df, numeric)
-        categories = df.select(*[F.col(f.name).cast("string") for f in categorical])
-        sides[label] = (numbers, categories, _profile(numbers, categories, numeric_names))
-    ref_side, cur_side = sides["reference"][2], sides["current"][2]
-    grids = {
-        n: _grid(ref_side.quantiles.get(n, []), cur_side.quantiles.get(n, []))
-        for n in numeric_names
-    }
-    histograms = {
-        label: _numeric_histograms(numbers, numeric_names, grids)
-        for label, (numbers, _, _) in sides.items()
-    }
-    tails = {label: _tails(numbers, grids) for label, (numbers, _, _) in sides.items()}
-    categories_found = {
-        label: _category_counts(categories) for label, (_, categories, _) in sides.items()
-    }
+    frames = {"reference": reference, "current": current}
+    sides = {label: _profile(df, numeric, categorical) for label, df in frames.items()}
+    ref_side, cur_side = sides["reference"], sides["current"]
+    grids = {f.name: _grid(ref_side.quantiles[f.name], cur_side.quantiles[f.name]) for f in numeric}
+    counts = {label: _count(df, numeric, categorical, grids) for label, df in frames.items()}
+    ref_counts, cur_counts = counts["reference"], counts["current"]
     out = []
     for f in numeric:
-        counts = (histograms["reference"][f.name], histograms["current"][f.name])
-        if ref_side.quantiles.get(f.name):
-            reaches = (tails["reference"][f.name], tails["current"][f.name])
-            drift = _numeric_drift(f, ref_side, cur_side, grids[f.name], counts, reaches)
-            out.append(judged(drift))
-        else:
+        if not ref_side.quantiles[f.name]:
             out.append(judged(_empty(f, ref_side, cur_side)))
-    for f in categorical:
-        out.append(
-            judged(
-                _categorical_drift(
-                    f,
-                    ref_side,
-                    cur_side,
-                    categories_found["reference"][f.name],
-                    categories_found["current"][f.name],
-                )
-            )
+            continue
+        reaches = (
+            _mean_excess(ref_counts, ref_side, f.name),
+            _mean_excess(cur_counts, cur_side, f.name),
         )
+        cells = (ref_counts.cells[f.name], cur_counts.cells[f.name])
+        drift = _numeric_drift(f, ref_side, cur_side, grids[f.name], cells, reaches)
+        out.append(judged(drift))
+    for f in categorical:
+        ref_found, cur_found = ref_counts.categories[f.name], cur_counts.categories[f.name]
+        out.append(judged(_categorical_drift(f, ref_side, cur_side, ref_found, cur_found)))
     return sorted(out, key=_severity)
+
+
+def _mean_excess(counts: _Counts, side: _Side, name: str) -> tuple[float, float]:
+    """E[(first - x)+] and E[(x - last)+] over the side's non-null values."""
+    present = side.rows - side.nulls[name]
+    below, above = counts.excess.get(name, (0.0, 0.0))
+    return (below / present, above / present) if present else (0.0, 0.0)
 
 
 def _empty(feature: Feature, reference: _Side, current: _Side) -> FeatureDrift:
