@@ -50,6 +50,11 @@ numeric, categorical = json.loads(numeric), json.loads(categorical)
 began = time.perf_counter()
 reference = pd.read_parquet(reference_path)
 current = pd.read_parquet(current_path)
+for frame in (reference, current):  # dates as days, as the platform measures them
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # dates come as objects
+            days = pd.to_datetime(frame[column]) - pd.Timestamp("1970-01-01")
+            frame[column] = days.dt.days
 loaded = time.perf_counter() - began
 definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
 began = time.perf_counter()

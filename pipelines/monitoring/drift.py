@@ -204,23 +204,16 @@ def _count(
         *[_as_number(f.name, f.value_type).alias(f.name) for f in gridded],
         *[F.col(f.name).cast("string").alias(f.name) for f in categorical],
     )
-    # The bucketizer drops a row with a null in any input, so it sees the nulls replaced
-    # by a grid value and the pairs of null values are dropped afterwards.
+    # `keep`: a null stays null (no cell) instead of dropping its row. (`skip` filters on
+    # every input column, and the optimizer's constraint sets over a filter that wide
+    # grow without bound.) NaN, the invalid value `keep` buckets, was made null.
     cells = (
         Bucketizer(
             splitsArray=[grids[f.name] for f in gridded],
-            inputCols=[f"{f.name}__filled" for f in gridded],
+            inputCols=[f.name for f in gridded],
             outputCols=[f"{f.name}__cell" for f in gridded],
-            handleInvalid="skip",
-        ).transform(
-            numbers.select(
-                "*",
-                *[
-                    F.coalesce(F.col(f.name), F.lit(grids[f.name][1])).alias(f"{f.name}__filled")
-                    for f in gridded
-                ],
-            )
-        )
+            handleInvalid="keep",
+        ).transform(numbers)
         if gridded
         else numbers
     )
@@ -230,7 +223,7 @@ def _count(
         pairs.append(
             F.struct(
                 F.lit(i).alias("feature"),
-                F.when(value.isNotNull(), F.col(f"{f.name}__cell").cast("int")).alias("cell"),
+                F.col(f"{f.name}__cell").cast("int").alias("cell"),
                 F.lit(None).cast("string").alias("category"),
                 F.greatest(F.lit(grid[1]) - value, F.lit(0.0)).alias("below"),
                 F.greatest(value - F.lit(grid[-2]), F.lit(0.0)).alias("above"),
