@@ -181,15 +181,27 @@ def drift(
         for side, where in (("reference", reference), ("current", current))
         if isinstance(where, str)
     }
+    present = {
+        name: [f for f in found if all(f.name in t.columns for t in tables.values())]
+        for name, found in selected.items()
+    }
+    present = {name: found for name, found in present.items() if found}
     drifts: dict[str, list[FeatureDrift]] = {}
-    for view_name, view_features in selected.items():
-        view = REGISTRY.view(view_name)
-        present = [
-            f for f in view_features if all(f.name in table.columns for table in tables.values())
-        ]
-        if not present:
+    if len(tables) == 2:
+        # Two tables of aligned rows (training sets): every feature in one set of passes.
+        everything = [f for found in present.values() for f in found]
+        names = [f.name for f in everything]
+        measured = measure_drift(
+            tables["reference"].select(*names), tables["current"].select(*names), everything
+        )
+        for name, found in present.items():
+            mine = {f.name for f in found}
+            drifts[name] = [d for d in measured if d.feature in mine]
+    for view_name, view_features in present.items():
+        if view_name in drifts:
             continue
-        names = [f.name for f in present]
+        view = REGISTRY.view(view_name)
+        names = [f.name for f in view_features]
         ref = tables.get("reference")
         cur = tables.get("current")
         if ref is None:
@@ -198,7 +210,7 @@ def drift(
         if cur is None:
             assert isinstance(current, Interval)
             cur = feature_values(spark, view, current)
-        drifts[view_name] = measure_drift(ref.select(*names), cur.select(*names), present)
+        drifts[view_name] = measure_drift(ref.select(*names), cur.select(*names), view_features)
     if not drifts:
         raise PlatformError(
             f"no selected feature is in both {reference} and {current} (is one a training set "
