@@ -56,7 +56,7 @@ def _indented(line: str) -> None:
 
 @contextmanager
 def _step(title: str) -> Iterator[None]:
-    _say(f"\n== {title}")
+    _say(f"== {title}")
     started = time.perf_counter()
     yield
     _say(f"   ({time.perf_counter() - started:.1f} s)")
@@ -83,7 +83,7 @@ def run_demo(
     from pipelines.redis_server import ensure_redis
     from pipelines.serving.online import get_online_features_df
     from pipelines.serving.store import feature_store
-    from pipelines.spark import get_spark
+    from pipelines.spark import get_spark, spark_log
     from pipelines.training import Mode, build_training_set, ctr_labels
 
     conf = settings()
@@ -98,7 +98,9 @@ def run_demo(
 
     redis_url = _timed("redis", ensure_redis)
     _say(f"   redis at {redis_url}")
-    spark = _timed("spark", lambda: get_spark("feature-platform-demo"))
+    with _step("spark"):
+        spark = get_spark("feature-platform-demo")
+        _say(f"   Spark's own output (warnings, jar resolution): {spark_log()}")
 
     with _step(GENERATE.title):
         # One hour more than the period: the Airflow run at the end ingests it.
@@ -142,7 +144,10 @@ def run_demo(
     with _step("online features (ctr_model) for a few members and ads"):
         examples = _example_entities(spark)
         frame = get_online_features_df("ctr_model", examples, redis_url=redis_url, as_of=live)
-        with_pd_options(lambda: _say(frame.head(5).T.to_string()))
+        # Two features of each view keep the table short; `feature-platform online` prints all.
+        shown = [n for names in REGISTRY.resolve("ctr_model").values() for n in names[:2]]
+        table = frame[["member_id", "ad_id", *shown]].T.to_string()
+        with_pd_options(lambda: _say("\n".join(f"   {line}" for line in table.splitlines())))
 
     _consistency(spark, live)
     _day_in_the_life(spark, live, live_hours, redis_url)
@@ -274,15 +279,20 @@ def _consistency(spark: Any, as_of: datetime) -> None:
 
 def _airflow(end: datetime) -> None:
     from pipelines.airflow_local import run_dag_once
+    from pipelines.run_logs import output_to, run_log_path
 
     interval_end = end + HOUR
     with _step(
         f"Airflow: feature_pipeline for [{end:%H:%M}, {interval_end:%H:%M}) via dag.test() "
         "(it also replays the hour before)"
     ):
-        states = run_dag_once("feature_pipeline", end, interval_end, retries=0)
+        log = run_log_path("airflow")
+        # Airflow's task runner logs every state change; its log is kept, not printed.
+        with output_to(log):
+            states = run_dag_once("feature_pipeline", end, interval_end, retries=0)
         for task_id, state in states.items():
-            _say(f"   {task_id:<14} {state}")
+            _say(f"   {task_id:<22} {state}")
+        _say(f"   the tasks' reports and Airflow's log: {log}")
 
 
 def demo_command(

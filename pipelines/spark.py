@@ -8,14 +8,21 @@ offline store share one configuration.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from pipelines.config import DATA_DIR_ENV, SPARK_CONF_DIR, settings
 from pipelines.errors import PlatformError
+from pipelines.run_logs import output_to, run_log_path
+
+# The file the JVM of this process writes its output to (see `get_spark`).
+_jvm_log: Path | None = None
 
 
 class SparkStartError(PlatformError):
@@ -49,10 +56,39 @@ def get_spark(
         builder = builder.master(conf.spark_master)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, str(value))
+    global _jvm_log
+    log = run_log_path("spark")
     try:
-        spark = builder.enableHiveSupport().getOrCreate()
+        # The JVM inherits the redirected descriptors: its dependency resolution and
+        # its log lines go to the file for as long as it runs.
+        with output_to(log):
+            spark = builder.enableHiveSupport().getOrCreate()
     except Exception as exc:  # the JVM's own message is long; keep the first line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise SparkStartError(f"could not start Spark with {SPARK_CONF_DIR}: {first_line}") from exc
+        raise SparkStartError(
+            f"could not start Spark with {SPARK_CONF_DIR}: {first_line} (Spark's output: {log})"
+        ) from exc
+    _jvm_log = log
     spark.sparkContext.setLogLevel("WARN")
+    # py4j logs each closed connection at INFO (at exit too), wherever a library such as
+    # Airflow has set the root level to INFO.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    downloaded = _jars_downloaded(log)
+    if downloaded:
+        print(
+            f"spark: fetched {downloaded} jars from Maven Central (cached for later runs); "
+            f"resolution log: {log}",
+            file=sys.stderr,
+        )
     return spark
+
+
+def spark_log() -> Path | None:
+    """The file this process's Spark JVM writes its output to, once it has started."""
+    return _jvm_log
+
+
+def _jars_downloaded(log: Path) -> int:
+    # Ivy prints one "downloading <url> ..." line per artifact it fetches.
+    text = log.read_text(errors="replace")
+    return len(re.findall(r"^\s*downloading https?://", text, flags=re.MULTILINE))

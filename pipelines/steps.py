@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pipelines.errors import PlatformError
+from pipelines.errors import NothingToCheckError, PlatformError
 from pipelines.interval import Interval
 
 Echo = Callable[[str], None]
@@ -231,35 +231,53 @@ def _drift(
     spark: Any,
     interval: Interval,
     reference: Interval | str | None = None,
-    current: str | None = None,
+    current: Any = None,
     features: Sequence[str] | None = None,
     views: Sequence[str] | None = None,
 ) -> StepResult:
-    """The interval's feature values (or the `current` table) against the reference; FAIL
-    when any feature alerts. Without a reference: the daily check, the interval's CTR
-    training set against the production model's (`monitoring.job.model_training_sets`)."""
+    """The interval's feature values (or `current`: a table, or a `ServedLog`) against the
+    reference; FAIL when any feature alerts. Without a reference: the daily check, the
+    interval's CTR training set, and what the CTR service served in the interval where it
+    was logged, each against the production model's training set
+    (`monitoring.job.model_training_sets`)."""
     from pipelines.monitoring.drift import Verdict
-    from pipelines.monitoring.job import drift, model_training_sets
+    from pipelines.monitoring.job import DAILY_SERVICE, ServedLog, drift, model_training_sets
 
+    currents = [interval if current is None else current]
     if reference is None:
-        reference, current = model_training_sets(interval)
-    report = drift(
-        spark,
-        current=interval if current is None else current,
-        reference=reference,
-        features=list(features) if features else None,
-        views=list(views) if views else None,
-    )
-    alerts = report.named(Verdict.ALERT)
+        reference, training_set = model_training_sets(interval)
+        currents = [training_set, ServedLog(DAILY_SERVICE, interval)]
+    chosen_features = list(features) if features else None
+    chosen_views = list(views) if views else None
+    reports = []
+    lines: list[str] = []
+    for side in currents:
+        try:
+            report = drift(
+                spark,
+                current=side,
+                reference=reference,
+                features=chosen_features,
+                views=chosen_views,
+            )
+        except NothingToCheckError as nothing:
+            if len(currents) == 1:
+                raise
+            lines.append(f"{nothing}: what it served is not checked")
+            continue
+        reports.append(report)
+        lines += report.lines()
+    alerts = sorted({name for report in reports for name in report.named(Verdict.ALERT)})
+    warnings = sorted({name for report in reports for name in report.named(Verdict.WARN)})
     summary = {
-        "verdict": report.verdict.value,
+        "verdict": (Verdict.ALERT if alerts else Verdict.WARN if warnings else Verdict.OK).value,
         "alert": alerts,
-        "warn": report.named(Verdict.WARN),
-        "report": str(report.report_path),
-        "run_id": report.run_id,
+        "warn": warnings,
+        "report": [str(report.report_path) for report in reports],
+        "run_id": [report.run_id for report in reports],
     }
     failure = f"drift past the alert threshold in {', '.join(alerts)}" if alerts else None
-    return StepResult(tuple(report.lines()), summary, failure)
+    return StepResult(tuple(lines), summary, failure)
 
 
 GENERATE = Step("generate", "generate raw events (raw.*)", _generate)

@@ -128,7 +128,7 @@ def test_the_daily_check_is_skipped_without_a_training_set_to_compare(computed):
 
 
 def test_the_daily_check_fails_naming_the_features_past_alert(
-    spark, computed, tmp_path, monkeypatch
+    spark, computed, tmp_path, monkeypatch, capsys
 ):
     from features import REGISTRY
     from pipelines import tasks
@@ -146,3 +146,61 @@ def test_the_daily_check_fails_naming_the_features_past_alert(
         StepFailedError, match=r"drift past the alert threshold in device_last_28d$"
     ):
         tasks.run("drift", DAYS[3].start, DAYS[3].end)
+    assert "no request of ctr_model was logged in" in capsys.readouterr().out
+
+    # Once the service's requests of the day are logged, what it served is checked too.
+    _serve(None, DAYS[3].start + timedelta(hours=12), _plays_of(spark, DAYS[3]))
+    with pytest.raises(StepFailedError, match=r"device_last_28d$"):
+        tasks.run("drift", DAYS[3].start, DAYS[3].end)
+    printed = capsys.readouterr().out
+    assert f"against {model}: OK" in printed.replace("\n", " ").split("served by ctr_model")[1]
+
+
+def _plays_of(spark, day: Interval) -> list:
+    from features import REGISTRY
+
+    rows = feature_values(spark, REGISTRY.view("member_engagement"), day).collect()
+    return [row["plays_count_1d"] for row in rows]
+
+
+def _serve(root, when: datetime, plays: list) -> None:
+    """Log one ctr_model request at `when` serving `plays` (one entity row each), written
+    by the request logger the online readers use, under `root` (default: the data dir's)."""
+    from pipelines.serving.request_log import RequestLog, log_directory
+
+    with RequestLog("ctr_model", sample=1.0, directory=log_directory("ctr_model", root)) as log:
+        members = list(range(len(plays)))
+        served = {name: [None] * len(plays) for name, _ in log.features}
+        served.update(member_id=members, ad_id=[1] * len(plays), plays_count_1d=plays)
+        log.record([{"member_id": m, "ad_id": 1} for m in members], served, when)
+
+
+def test_what_was_served_is_measured_like_the_feature_tables(spark, tmp_path, computed, shifted):
+    from pipelines.monitoring.job import ServedLog
+
+    plays = _plays_of(spark, DAYS[3])
+    _serve(tmp_path, DAYS[3].start + timedelta(hours=12), plays)
+    # Requests outside the interval (its end is excluded) are not part of it.
+    _serve(tmp_path, DAYS[2].end - timedelta(seconds=1), [10**6] * 50)
+    _serve(tmp_path, DAYS[3].end, [10**6] * 50)
+    served = drift(
+        spark,
+        current=ServedLog("ctr_model", DAYS[3], tmp_path),
+        reference=DAYS[2],
+        features=["member_engagement:plays_count_1d"],
+    )
+    [(view, measured)] = served.features
+    [expected] = [d for _, d in shifted.features if d.feature == "plays_count_1d"]
+    assert (view, measured.current_rows) == ("member_engagement", len(plays))
+    assert measured.psi == pytest.approx(expected.psi)
+    assert measured.ks_statistic == pytest.approx(expected.ks_statistic)
+    assert measured.current_mean == pytest.approx(expected.current_mean)
+    assert "served by ctr_model" in served.current
+
+
+def test_the_command_compares_what_a_service_served(computed):
+    argv = ["drift", "--start", "2026-05-01", "--end", "2026-05-02", "--current-served"]
+    argv += ["ctr_model", "--reference-start", "2026-05-07", "--reference-end", "2026-05-08"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: no request of ctr_model was logged in [2026-05-01")

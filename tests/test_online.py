@@ -6,6 +6,9 @@ Values are written with the platform's Redis writer from in-memory Arrow tables
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -154,18 +157,51 @@ def test_cli_prints_values(applied_repo, redis_url) -> None:
         redis_url, "member_profile", [{"member_id": 1, "event_timestamp": T, "country": "NL"}]
     )
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["online", "--service", "ctr_model", "--entity", "member_id=1", "--entity", "ad_id=2"]
-    )
-    assert result.exit_code == 0, result.output
-    lines = dict(line.split(maxsplit=1) for line in result.output.strip().splitlines())
-    assert lines["country"] == "NL"
-    assert lines["ad_id"] == "2"
-    assert lines["ad_clicks_count_7d"] == "None"
+    read = ["online", "--service", "ctr_model", "--entity", "member_id=1", "--entity", "ad_id=2"]
+    printed = {}
+    for path in ([], ["--through-feast"]):
+        result = runner.invoke(app, [*read, *path])
+        assert result.exit_code == 0, result.output
+        printed[tuple(path)] = result.output
+        lines = dict(line.split(maxsplit=1) for line in result.output.strip().splitlines())
+        assert lines["country"] == "NL"
+        assert lines["ad_id"] == "2"
+        assert lines["ad_clicks_count_7d"] == "None"
+    assert printed[()] == printed[("--through-feast",)]
 
     bad = runner.invoke(app, ["online", "--service", "ctr_model", "--entity", "member_id=x"])
     assert bad.exit_code == 2
     assert "member_id is an integer" in bad.output
+
+
+def test_cli_online_read_starts_no_jvm_and_imports_no_feast(applied_repo, redis_url) -> None:
+    write_rows(
+        redis_url, "member_profile", [{"member_id": 3, "event_timestamp": T, "country": "PT"}]
+    )
+    # No java on PATH and no JAVA_HOME: a command that launched a JVM would fail.
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_SUBMIT_ARGS")}
+    env["PATH"] = os.path.dirname(sys.executable)
+    read = ["online", "--service", "ctr_model", "--entity", "member_id=3", "--entity", "ad_id=2"]
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pipelines.cli", *read],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
+    assert lines["country"] == "PT" and lines["member_id"] == "3"
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "pipelines.serving.direct" in imported  # the check below sees real imports
+    assert not sorted(m for m in imported if m.split(".")[0] == "feast")
+    print(f"feature-platform online, one entity: {took:.2f} s")
 
 
 def test_direct_reader_returns_what_feast_returns(applied_repo, redis_url) -> None:

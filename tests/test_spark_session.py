@@ -37,3 +37,17 @@ def test_spark_env_defaults_data_dir_to_checkout():
     ).stdout.splitlines()
     assert out[0] == str(SPARK_CONF_DIR.parent / "data")
     assert f"-Dspark.sql.warehouse.dir={out[0]}/warehouse" in out[1]
+
+
+def test_the_jvm_writes_to_a_log_file_not_the_terminal(spark, data_dir, capfd):
+    from pipelines.spark import spark_log
+
+    log = spark_log()
+    assert log is not None and log.parent == data_dir / "logs" / "runs"
+    # The session was started inside this process: its jar resolution went to the file.
+    assert ":: resolving dependencies ::" in log.read_text()
+    spark.sparkContext._jvm.java.lang.System.err.println("from the JVM's stderr")
+    spark.sparkContext._jvm.java.lang.System.err.flush()
+    out, err = capfd.readouterr()
+    assert "from the JVM's stderr" not in out + err
+    assert "from the JVM's stderr" in log.read_text()

@@ -25,6 +25,7 @@ from pipelines.compute.job import Moment, ViewRef, compute, require_sources
 from pipelines.delta_io import replace_where, table_exists
 from pipelines.errors import IntervalError
 from pipelines.interval import HOUR, Interval, from_unix_micros, sql_timestamp
+from pipelines.progress import progress
 
 
 def progress_table() -> str:
@@ -104,14 +105,16 @@ def backfill(
     require_sources(spark, selected)
     done = {view.name: [] if force else completed(spark, view) for view in selected}
     written: dict[str, int] = {view.table: 0 for view in selected}
-    for part in interval.chunks(chunk):
-        pending = [view for view in selected if not is_covered(part, done[view.name])]
-        if not pending:
-            continue
-        rows = compute(
-            spark, start=part.start, end=part.end, views=pending, parallelism=parallelism
-        )
-        for view in pending:
-            record(spark, view, part, view.table, rows[view.table])
-            written[view.table] += rows[view.table]
+    parts = list(interval.chunks(chunk))
+    with progress(f"backfill {interval}, {len(parts)} chunks", len(parts)) as advance:
+        for part in parts:
+            pending = [view for view in selected if not is_covered(part, done[view.name])]
+            if pending:
+                rows = compute(
+                    spark, start=part.start, end=part.end, views=pending, parallelism=parallelism
+                )
+                for view in pending:
+                    record(spark, view, part, view.table, rows[view.table])
+                    written[view.table] += rows[view.table]
+            advance()
     return written

@@ -53,6 +53,7 @@ from pipelines.feature_tables import (
     versions_learned_in,
 )
 from pipelines.interval import HOUR, Interval
+from pipelines.progress import progress
 
 LOG = logging.getLogger(__name__)
 
@@ -199,8 +200,13 @@ def compute(
         )
         return int(versions_learned_in(spark.table(view.table), interval).count())
 
-    with all_or_nothing(spark, [view.table for view in selected]) as run:
+    with (
+        all_or_nothing(spark, [view.table for view in selected]) as run,
+        progress(f"compute {interval}", len(selected)) as advance,
+    ):
         # Leaving the pool waits for every view, failed or not, before any error is raised.
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
             futures = {view.table: pool.submit(write, view, run) for view in selected}
+            for future in futures.values():
+                future.add_done_callback(lambda _: advance())
         return {table: future.result() for table, future in futures.items()}

@@ -17,7 +17,9 @@ def _drift(
     reference_end: str | None,
     features: str | None,
     views: str | None,
+    current_served: str | None,
 ) -> None:
+    from pipelines.monitoring.job import ServedLog
     from pipelines.steps import DRIFT
 
     current = Interval.parse(start, end)
@@ -35,6 +37,7 @@ def _drift(
         DRIFT,
         current,
         reference=baseline,
+        current=ServedLog(current_served, current) if current_served else None,
         features=parse_names(features),
         views=parse_view_names(views),
     )
@@ -58,12 +61,26 @@ def drift_command(
         None, "--features", help="Comma-separated view:feature references (default: all)"
     ),
     views: str | None = typer.Option(None, "--views", help="Comma-separated views (default: all)"),
+    current_served: str | None = typer.Option(
+        None,
+        "--current-served",
+        help="A feature service: compare what it served in [start, end) (its request log) "
+        "instead of the feature tables' rows",
+    ),
 ) -> None:
     """Measure each feature's drift from a reference (PSI, Jensen-Shannon, KS, Wasserstein,
     chi-squared, null rates), append it to monitoring.drift_metrics, write an HTML report;
     exit 1 if any feature is past its alert threshold."""
     run_reporting_errors(
-        _drift, start, end, reference, reference_start, reference_end, features, views
+        _drift,
+        start,
+        end,
+        reference,
+        reference_start,
+        reference_end,
+        features,
+        views,
+        current_served,
     )
 
 

@@ -1,7 +1,8 @@
 """The `drift` job: every selected feature, current interval against a reference.
 
-Each side is an interval of the feature tables, or a table of feature columns (a training
-set: its Delta directory or its table name). A feature's values over an interval are its view's rows with
+Each side is an interval of the feature tables, a table of feature columns (a training
+set: its Delta directory or its table name), or what a feature service served in an
+interval (its request log, `ServedLog`). A feature's values over an interval are its view's rows with
 `event_timestamp` in the interval, each in its latest version known at the interval's
 end: what the online store held, hour by hour, for every entity that had a row.
 
@@ -150,6 +151,34 @@ def model_training_sets(day: Interval) -> tuple[str, str]:
     return str(reference), str(current)
 
 
+# The service whose served log the daily check compares, beside the training sets.
+DAILY_SERVICE = "ctr_model"
+
+
+@dataclass(frozen=True)
+class ServedLog:
+    """The feature vectors `service` served in `interval`, as its request log holds them
+    (a sample of the requests: `RequestLog`). `directory`: the log's root, if not the
+    data directory's."""
+
+    service: str
+    interval: Interval
+    directory: Path | None = None
+
+    def __str__(self) -> str:
+        return f"served by {self.service} in {self.interval}"
+
+
+def served_values(spark: SparkSession, log: ServedLog) -> DataFrame:
+    """The logged vectors of the interval, one row per served entity row."""
+    from pipelines.quality.replay import load_request_log
+
+    logged = load_request_log(spark, log.service, log.interval, log.directory)
+    if logged is None:
+        raise NothingToCheckError(f"no request of {log.service} was logged in {log.interval}")
+    return logged
+
+
 def _selected(features: list[str] | None, views: list[str] | None) -> dict[str, list[Feature]]:
     if features:
         by_view = REGISTRY.resolve(features)
@@ -160,7 +189,8 @@ def _selected(features: list[str] | None, views: list[str] | None) -> dict[str, 
     return {v.name: list(v.features) for v in REGISTRY.select_views(views)}
 
 
-Side = Interval | str  # an interval of the feature tables, or a table of feature columns
+# An interval of the feature tables, a table of feature columns, or a served log.
+Side = Interval | str | ServedLog
 
 
 def drift(
@@ -174,12 +204,15 @@ def drift(
 ) -> DriftReport:
     """Measure, record and report the drift of the selected features (every feature of
     `views`, or the `view:feature` references in `features`; default: all views).
-    Compare like with like: two intervals, or two training sets (rows at label times)."""
+    Compare like with like: two intervals, or two sets of rows at request or label times
+    (training sets, served logs)."""
     selected = _selected(features, views)
     tables = {
-        side: read_table(spark, where)
+        side: served_values(spark, where)
+        if isinstance(where, ServedLog)
+        else read_table(spark, where)
         for side, where in (("reference", reference), ("current", current))
-        if isinstance(where, str)
+        if not isinstance(where, Interval)
     }
     present = {
         name: [f for f in found if all(f.name in t.columns for t in tables.values())]
@@ -188,7 +221,7 @@ def drift(
     present = {name: found for name, found in present.items() if found}
     drifts: dict[str, list[FeatureDrift]] = {}
     if len(tables) == 2:
-        # Two tables of aligned rows (training sets): every feature in one set of passes.
+        # Two tables of feature columns: every feature in one set of passes.
         everything = [f for found in present.values() for f in found]
         names = [f.name for f in everything]
         measured = measure_drift(

@@ -80,17 +80,30 @@ def parse_entities(pairs: list[str]) -> dict[str, Any]:
 
 
 def _online(
-    service: str | None, features: list[str], entities: list[str], as_of: str | None
+    service: str | None,
+    features: list[str],
+    entities: list[str],
+    as_of: str | None,
+    through_feast: bool,
 ) -> None:
     from pipelines.interval import parse_time
-    from pipelines.serving.online import get_online_features, resolve_features
 
     if bool(service) == bool(features):
         raise PlatformError("give either --service or one or more --feature view:feature")
     wanted: str | list[str] = service if service else features
-    resolve_features(wanted)
     row = parse_entities(entities)
-    values = get_online_features(wanted, [row], as_of=parse_time(as_of) if as_of else None)
+    when = parse_time(as_of) if as_of else None
+    if through_feast:
+        from pipelines.serving.online import get_online_features, resolve_features
+
+        resolve_features(wanted)
+        values = get_online_features(wanted, [row], as_of=when)
+    else:
+        # Needs only Redis and the declarations: no Feast SDK import, no JVM.
+        from pipelines.serving.direct import OnlineReader
+
+        with OnlineReader(wanted) as reader:
+            values = reader.get([row], as_of=when)
     width = max(len(name) for name in values)
     for name, column in values.items():
         typer.echo(f"{name:<{width}}  {column[0]}")
@@ -108,9 +121,15 @@ def online_command(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Hide values older than their view's TTL as of this UTC time"
     ),
+    through_feast: bool = typer.Option(
+        False,
+        "--through-feast",
+        help="Read through Feast's FeatureStore (same values, slower start) instead of "
+        "straight from Redis",
+    ),
 ) -> None:
-    """Print online feature values read through Feast from Redis."""
-    _run(_online, service, feature or [], entity, as_of)
+    """Print online feature values from Redis (Feast's layout)."""
+    _run(_online, service, feature or [], entity, as_of, through_feast)
 
 
 # --- Feast passthrough -----------------------------------------------------------------

@@ -73,10 +73,11 @@ class ViewLayout:
 
 
 def feature_field(view: str, feature: str) -> bytes:
-    """The hash field Feast uses for a feature: murmur3_32 of "view:feature", little-endian."""
-    from feast.infra.online_stores.helpers import _mmh3
+    """The hash field Feast uses for a feature: murmur3_32 of "view:feature", little-endian
+    (Feast's `_mmh3`; computed here so that readers need not import Feast's SDK)."""
+    import mmh3
 
-    return bytes(_mmh3(f"{view}:{feature}"))
+    return mmh3.hash(f"{view}:{feature}", signed=False).to_bytes(4, "little")
 
 
 def view_layout(

@@ -42,6 +42,7 @@ from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, versions_learned_in
 from pipelines.interval import Interval, utc_literal
+from pipelines.progress import progress
 from pipelines.redis_server import redacted
 from pipelines.serving.encoding import ViewLayout, view_layout
 from pipelines.serving.redis_writer import DEFAULT_CHUNK_ROWS, RESULT_SCHEMA, PartitionWriter
@@ -193,8 +194,13 @@ def _materialize_views(
             spark, view, interval, redis_url=redis_url, project=project, chunk_rows=chunk_rows
         )
 
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_VIEWS, len(views))) as pool:
+    with (
+        progress(f"materialize {interval}", len(views)) as advance,
+        ThreadPoolExecutor(max_workers=min(PARALLEL_VIEWS, len(views))) as pool,
+    ):
         futures = [pool.submit(one, view) for view in views]
+        for future in futures:
+            future.add_done_callback(lambda _: advance())
         wait(futures)
     for future in futures:  # every job has ended; report the first failure
         error = future.exception()
