@@ -65,6 +65,12 @@ def publication_groups() -> dict[timedelta, list[str]]:
 )
 def feature_pipeline() -> None:
     @task
+    def stream_lag() -> dict:
+        from pipelines import tasks
+
+        return tasks.check_stream_lag()
+
+    @task
     def ingest(data_interval_start=None, data_interval_end=None) -> dict:
         from pipelines import tasks
 
@@ -103,7 +109,7 @@ def feature_pipeline() -> None:
             raise AirflowSkipException(result["skipped"])
         return result
 
-    validated = ingest() >> compute() >> validate()
+    validated = stream_lag() >> ingest() >> compute() >> validate()
     checked = consistency()
     groups = publication_groups()
     for lag, views in groups.items():

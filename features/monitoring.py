@@ -16,6 +16,7 @@ alone approaches 0.05. Override a feature's thresholds in `OVERRIDES`, by featur
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from features.errors import DeclarationError
 
@@ -52,3 +53,9 @@ def drift_thresholds(feature: str, categorical: bool) -> DriftThresholds:
     if feature in OVERRIDES:
         return OVERRIDES[feature]
     return CATEGORICAL_DEFAULT if categorical else NUMERIC_DEFAULT
+
+
+# How far the streaming ingest may fall behind its topics (the age of the oldest message
+# it has not landed) before the hourly pipeline, which runs on what the stream landed,
+# stops instead of ingesting an hour the stream has not finished landing.
+STREAM_LAG_ALERT = timedelta(minutes=10)

@@ -91,7 +91,8 @@ def test_pipeline_order_and_publication_at_the_serving_lag(dagbag):
     from features import REGISTRY
 
     dag = dagbag.dags["feature_pipeline"]
-    order = ["ingest", "compute", "validate", "wait_for_publication", "materialize", "consistency"]
+    order = ["stream_lag", "ingest", "compute", "validate", "wait_for_publication"]
+    order += ["materialize", "consistency"]
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     wait = dag.get_task("wait_for_publication")

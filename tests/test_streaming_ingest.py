@@ -15,6 +15,7 @@ from pipelines.generate import GeneratorConfig, generate
 from pipelines.ingest import ingest
 from pipelines.interval import Interval
 from pipelines.streaming.broker import KafkaBroker
+from pipelines.streaming.lag import StreamLagError, stream_lag
 from pipelines.streaming.land import _batch_writer, land_events
 from pipelines.streaming.publish import arrival_order, publish
 from pipelines.streaming.topics import create_topics
@@ -183,7 +184,9 @@ def test_a_replayed_micro_batch_is_written_once(spark, broker, tmp_path):
     )
 
 
-def test_a_malformed_message_is_quarantined_and_the_stream_goes_on(spark, broker, checkpoint):
+def test_a_malformed_message_is_quarantined_the_lag_shows_it_and_the_stream_goes_on(
+    spark, broker, checkpoint
+):
     from confluent_kafka import Producer
 
     source = EVENT_SOURCES[0]
@@ -191,9 +194,23 @@ def test_a_malformed_message_is_quarantined_and_the_stream_goes_on(spark, broker
     for value in (b"not json", b'{"watch_seconds": "a lot"}', b""):
         producer.produce(source.topic, key=b"broken", value=value)
     producer.flush(30)
+    # Not landed yet: the lag names them; past a bound of zero the check fails.
+    waiting = stream_lag(broker.bootstrap_servers, checkpoint)
+    assert waiting.messages_behind == 3
+    assert {p.topic for p in waiting.partitions if p.behind} == {source.topic}
+    assert waiting.lag > timedelta(0)
+    waiting.check()  # the declared bound: minutes
+    with pytest.raises(StreamLagError, match=rf"3 messages of {source.topic} not landed"):
+        waiting.check(timedelta(0))
+    assert "3 messages behind" in waiting.lines()[0]
+
     raw_before = spark.table(raw_table(source)).count()
     _land(spark, broker, checkpoint)
     assert spark.table(raw_table(source)).count() == raw_before
+    caught_up = stream_lag(broker.bootstrap_servers, checkpoint)
+    assert (caught_up.messages_behind, caught_up.lag) == (0, timedelta(0))
+    assert caught_up.last_batch > waiting.last_batch
+    caught_up.check(timedelta(0))
     quarantined = (
         spark.table(quarantine_table())
         .where(f"source_table = '{source.topic}'")

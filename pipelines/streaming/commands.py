@@ -128,12 +128,34 @@ def stream_ingest_command(
     trigger_seconds: float = typer.Option(
         5.0, "--trigger-seconds", min=0.5, help="Seconds between micro-batches when running on"
     ),
+    status: bool = typer.Option(
+        False,
+        "--status",
+        help="Print how far the stream is behind (messages, age of the oldest not landed), "
+        "its last committed offsets and checkpoint size; exit 1 past the declared bound",
+    ),
 ) -> None:
     """Land the event topics in the raw tables with Spark Structured Streaming, exactly once
     (checkpoint under <data_dir>/checkpoints), and ingest each micro-batch's hours into the
     clean tables with the hourly job's rules. Runs until stopped unless --until-caught-up."""
 
+    def show_status() -> None:
+        from pipelines.steps import StepFailedError
+        from pipelines.streaming.broker import bootstrap_servers
+        from pipelines.streaming.lag import StreamLagError, stream_lag
+
+        lag = stream_lag(bootstrap_servers())
+        for line in lag.lines():
+            typer.echo(line)
+        try:
+            lag.check()
+        except StreamLagError as exc:
+            raise StepFailedError(str(exc)) from None
+
     def body() -> None:
+        if status:
+            show_status()
+            return
         from pipelines.spark import get_spark
         from pipelines.streaming.broker import bootstrap_servers
         from pipelines.streaming.land import checkpoint_dir, land_events
