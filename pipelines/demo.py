@@ -183,7 +183,10 @@ def run_demo(
             "(a constant predictor scores 0.500)"
         )
         scores = score_report(
-            result.test_scores, label="label", training_scores=result.train_scores
+            result.test_scores,
+            label="label",
+            training_scores=result.train_scores,
+            binning="quantile",  # click-through scores of a few percent
         )
         for line in scores.lines():
             _indented(line)

@@ -54,6 +54,27 @@ def test_calibration_and_label_rate_match_numpy(samples, name):
         assert b.label_rate == pytest.approx(labels[inside].mean())
 
 
+def test_equal_mass_bins_hold_a_tenth_of_the_rows_each_and_match_numpy(samples):
+    frame, scores, labels = samples["miscalibrated"]
+    report = score_report(frame, label="clicked", binning="quantile")
+    assert len(report.calibration) == CALIBRATION_BINS
+    assert "equal-mass bins" in report.lines()[1]
+    # Scores of a few percent: equal-width bins would leave most of [0, 1] empty.
+    assert report.calibration[-1].low < 0.2
+    expected_ece = 0.0
+    for b in report.calibration:
+        inside = (scores >= b.low) & (scores < b.high) if b.high < 1 else scores >= b.low
+        assert b.rows == inside.sum()
+        assert b.rows == pytest.approx(len(scores) / CALIBRATION_BINS, rel=0.05)
+        assert b.mean_score == pytest.approx(scores[inside].mean())
+        assert b.label_rate == pytest.approx(labels[inside].mean())
+        expected_ece += inside.mean() * abs(scores[inside].mean() - labels[inside].mean())
+    assert report.expected_calibration_error == pytest.approx(expected_ece, abs=1e-9)
+    # The edges are the scores' deciles (percentile_approx, relative error 1e-4).
+    edges = [b.low for b in report.calibration[1:]]
+    assert edges == pytest.approx(list(np.quantile(scores, np.arange(1, 10) / 10)), rel=1e-2)
+
+
 def test_a_model_that_overestimates_has_the_larger_calibration_error(samples):
     calibrated = score_report(samples["same"][0], label="clicked")
     overconfident = score_report(samples["miscalibrated"][0], label="clicked")

@@ -84,7 +84,9 @@ def drift_command(
     )
 
 
-def _model_scores(scored: str, score: str, label: str | None, reference: str | None) -> None:
+def _model_scores(
+    scored: str, score: str, label: str | None, reference: str | None, binning: str
+) -> None:
     from datetime import UTC, datetime
 
     from pipelines.config import settings
@@ -97,7 +99,11 @@ def _model_scores(scored: str, score: str, label: str | None, reference: str | N
     spark = get_spark("model-scores")
     training = None if reference is None else read_table(spark, reference)
     report = score_report(
-        read_table(spark, scored), score=score, label=label, training_scores=training
+        read_table(spark, scored),
+        score=score,
+        label=label,
+        training_scores=training,
+        binning=binning,
     )
     for line in report.lines():
         typer.echo(line)
@@ -114,8 +120,14 @@ def model_scores_command(
     reference: str | None = typer.Option(
         None, "--reference", help="The training scores (same score column) to compare with"
     ),
+    binning: str = typer.Option(
+        "width",
+        "--binning",
+        help="Calibration bins: width (ten equal-width bins of [0, 1]) or quantile (ten "
+        "equal-mass bins at the scores' deciles, for scores of a few percent)",
+    ),
 ) -> None:
     """Report a model's scores: calibration (reliability diagram, expected calibration
     error) and label rate when labels are known, and the drift of the scores from the
     training scores; exit 1 if the scores drifted past the alert threshold."""
-    run_reporting_errors(_model_scores, scored, score, label, reference)
+    run_reporting_errors(_model_scores, scored, score, label, reference, binning)

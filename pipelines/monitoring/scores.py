@@ -1,10 +1,13 @@
 """A model's scores on a scored table: how their distribution moved from the training scores,
 how well calibrated they are, and the label rate.
 
-Calibration is measured over `CALIBRATION_BINS` equal-width bins of the score in [0, 1]
-(one Spark aggregation): per bin the rows, the mean score and the observed label rate,
-drawn as a reliability diagram; the expected calibration error is the row-weighted mean
-gap, `sum(n_b / n * |mean score_b - label rate_b|)`. Score drift is the drift of one
+Calibration is measured over `CALIBRATION_BINS` bins of the score (one Spark aggregation):
+equal-width bins of [0, 1], the usual definition, or equal-mass bins cut at the scores'
+deciles (`binning="quantile"`), which for click-through scores of a few percent keeps the
+bins from all falling into the first tenth. Per bin the rows, the mean score and the
+observed label rate, drawn as a reliability diagram; the expected calibration error is the
+row-weighted mean gap, `sum(n_b / n * |mean score_b - label rate_b|)` (over equal-mass
+bins it is known as the adaptive calibration error). Score drift is the drift of one
 numeric feature, the score (`pipelines.monitoring.drift`), so it is judged as features are.
 """
 
@@ -23,6 +26,9 @@ from pipelines.monitoring.drift import FeatureDrift, Verdict, measure_drift
 from pipelines.monitoring.report import VERDICT_COLOURS, distribution_svg
 
 CALIBRATION_BINS = 10
+BINNINGS = ("width", "quantile")
+# percentile_approx's accuracy for the equal-mass edges: relative error 1e-4.
+EDGE_ACCURACY = 10_000
 SIZE, PAD = 260, 30
 
 
@@ -42,6 +48,7 @@ class ScoreReport:
     expected_calibration_error: float | None
     calibration: tuple[CalibrationBin, ...]
     drift: FeatureDrift | None  # None: no training scores to compare with
+    binning: str = "width"
 
     def lines(self) -> list[str]:
         rate = "unknown" if self.label_rate is None else f"{self.label_rate:.3%}"
@@ -49,7 +56,8 @@ class ScoreReport:
         if self.expected_calibration_error is not None:
             out.append(
                 f"  expected calibration error {self.expected_calibration_error:.4f} "
-                f"over {CALIBRATION_BINS} bins"
+                f"over {len(self.calibration)} "
+                f"{'equal-width' if self.binning == 'width' else 'equal-mass'} bins"
             )
         if self.drift is not None:
             reasons = "; ".join(self.drift.reasons) or "within thresholds"
@@ -72,9 +80,13 @@ def score_report(
     score: str = "score",
     label: str | None = None,
     training_scores: DataFrame | None = None,
+    binning: str = "width",
 ) -> ScoreReport:
     """Calibration and label rate of `scored` (when it has labels), and the drift of its
-    scores from `training_scores` (a frame with the same score column)."""
+    scores from `training_scores` (a frame with the same score column). `binning`: "width"
+    (equal-width bins of [0, 1]) or "quantile" (equal-mass bins at the scores' deciles)."""
+    if binning not in BINNINGS:
+        raise PlatformError(f"binning must be one of {', '.join(BINNINGS)}, got {binning!r}")
     _checked(scored, score, label)
     value = F.col(score).cast("double")
     rows = scored.where(value.isNotNull())
@@ -84,11 +96,22 @@ def score_report(
         feature = Feature(score, "float64")
         (drift,) = measure_drift(training_scores.select(score), rows.select(score), [feature])
     if label is None:
-        return ScoreReport(rows.count(), None, None, (), drift)
-    binned = rows.where(F.col(label).isNotNull()).select(
-        F.least(F.floor(value * CALIBRATION_BINS), F.lit(CALIBRATION_BINS - 1)).alias("bin"),
-        value.alias("score"),
-        F.col(label).cast("double").alias("label"),
+        return ScoreReport(rows.count(), None, None, (), drift, binning)
+    labelled = rows.where(F.col(label).isNotNull())
+    if binning == "width":
+        edges = [i / CALIBRATION_BINS for i in range(1, CALIBRATION_BINS)]
+        bin_of = F.least(F.floor(value * CALIBRATION_BINS), F.lit(CALIBRATION_BINS - 1))
+    else:
+        deciles = [i / CALIBRATION_BINS for i in range(1, CALIBRATION_BINS)]
+        found_edges = labelled.agg(
+            F.percentile_approx(value, deciles, EDGE_ACCURACY).alias("edges")
+        ).first()
+        edges = sorted(set(found_edges["edges"] or [])) if found_edges else []
+        # A bin's number is how many inner edges lie at or below the score.
+        bin_of = sum((F.when(value >= edge, 1).otherwise(0) for edge in edges), F.lit(0))
+    bounds = [0.0, *edges, 1.0]
+    binned = labelled.select(
+        bin_of.alias("bin"), value.alias("score"), F.col(label).cast("double").alias("label")
     )
     found = (
         binned.groupBy("bin")
@@ -97,8 +120,8 @@ def score_report(
     )
     bins = tuple(
         CalibrationBin(
-            low=row["bin"] / CALIBRATION_BINS,
-            high=(row["bin"] + 1) / CALIBRATION_BINS,
+            low=bounds[row["bin"]],
+            high=bounds[row["bin"] + 1],
             rows=int(row["n"]),
             mean_score=float(row["s"]),
             label_rate=float(row["y"]),
@@ -107,10 +130,10 @@ def score_report(
     )
     total = sum(b.rows for b in bins)
     if not total:
-        return ScoreReport(rows.count(), None, None, (), drift)
+        return ScoreReport(rows.count(), None, None, (), drift, binning)
     ece = sum(b.rows / total * abs(b.mean_score - b.label_rate) for b in bins)
     rate = sum(b.rows * b.label_rate for b in bins) / total
-    return ScoreReport(total, rate, ece, bins, drift)
+    return ScoreReport(total, rate, ece, bins, drift, binning)
 
 
 def reliability_svg(report: ScoreReport) -> str:
@@ -131,7 +154,7 @@ def reliability_svg(report: ScoreReport) -> str:
         radius = 2 + 6 * (b.rows / largest) ** 0.5
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="#e8772e">'
-            f"<title>scores [{b.low:.1f}, {b.high:.1f}): {b.rows:,} rows, mean score "
+            f"<title>scores [{b.low:.3g}, {b.high:.3g}): {b.rows:,} rows, mean score "
             f"{b.mean_score:.3f}, label rate {b.label_rate:.3f}</title></circle>"
         )
     parts.append(
