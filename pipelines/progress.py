@@ -1,4 +1,5 @@
-"""Progress of long work (chunks of a backfill, views of a compute or a materialization).
+"""Progress of long work: chunks of a backfill, views of a compute or a materialization,
+and the Spark stages of a job that has no units of its own (a training set, a replay).
 
 On a terminal it is a bar on stderr with the elapsed time and an estimate of what
 remains, drawn by rich and erased when the work is done, so the summary that follows
@@ -8,6 +9,7 @@ stays readable. Anywhere else (CI, Airflow's task logs, a pipe) it prints nothin
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -58,5 +60,68 @@ def progress(description: str, total: int, *, console: Any = None) -> Iterator[A
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda: bar.advance(task)
+    finally:
+        _drawing = False
+
+
+@contextmanager
+def spark_progress(
+    spark: Any, description: str, *, console: Any = None, poll_seconds: float = 0.5
+) -> Iterator[None]:
+    """While the body runs, draw the tasks done of the Spark stages running, as Spark's
+    status tracker reports them (what its console progress bar shows, kept out of the
+    JVM's output), with the elapsed time and an estimate for the stages under way."""
+    global _drawing
+    if _drawing or (console is None and not _interactive()):
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    tracker = spark.sparkContext.statusTracker()
+    finished = threading.Event()
+    _drawing = True
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tasks"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=None)
+
+            def poll() -> None:
+                while not finished.wait(poll_seconds):
+                    stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+                    running = [stage for stage in stages if stage is not None]
+                    if not running:
+                        continue
+                    bar.update(
+                        task,
+                        completed=sum(stage.numCompletedTasks for stage in running),
+                        total=sum(stage.numTasks for stage in running),
+                        description=f"{description}: stage "
+                        + ", ".join(str(stage.stageId) for stage in running),
+                    )
+
+            poller = threading.Thread(target=poll, name="spark-progress", daemon=True)
+            poller.start()
+            try:
+                yield
+            finally:
+                finished.set()
+                poller.join()
     finally:
         _drawing = False

@@ -41,12 +41,22 @@ def run_reporting_errors(func: Callable[..., Result], *args: Any, **kwargs: Any)
     raise AssertionError("unreachable: fail() exits")
 
 
+# Steps that draw their own progress (views or chunks done); the others show their
+# Spark stages' tasks.
+OWN_PROGRESS = {"compute", "backfill", "materialize"}
+
+
 def run_step(step: Step, interval: Interval, **options: Any) -> StepResult:
     """Run a pipeline step from the CLI: Spark starts only now, after the arguments passed
     their checks, and the step's lines go to the terminal."""
+    from pipelines.progress import spark_progress
     from pipelines.spark import get_spark
 
-    return step.run(get_spark(step.name), interval, echo=typer.echo, **options)
+    spark = get_spark(step.name)
+    if step.name in OWN_PROGRESS:
+        return step.run(spark, interval, echo=typer.echo, **options)
+    with spark_progress(spark, step.name):
+        return step.run(spark, interval, echo=typer.echo, **options)
 
 
 def parse_names(text: str | None) -> list[str] | None:

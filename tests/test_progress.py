@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from pipelines.progress import progress
+from pipelines.progress import progress, spark_progress
 
 
 def _terminal() -> tuple[Console, io.StringIO]:
@@ -45,3 +45,25 @@ def test_work_inside_other_work_is_drawn_by_the_outer_bar_only() -> None:
     with progress("materialize", 1, console=inner_console) as advance:
         advance()
     assert "materialize" in inner_screen.getvalue()
+
+
+def test_a_spark_job_shows_the_tasks_of_its_running_stages(spark) -> None:
+    import time
+
+    console, screen = _terminal()
+    with spark_progress(spark, "training set", console=console, poll_seconds=0.05):
+        slow = spark.sparkContext.parallelize(range(4), 4).map(lambda x: time.sleep(0.5) or x)
+        assert slow.count() == 4
+    drawn = screen.getvalue()
+    assert "training set: stage" in drawn
+    assert "/4" in drawn and "tasks" in drawn
+
+
+def test_a_spark_job_inside_other_work_draws_nothing_of_its_own(spark) -> None:
+    console, _ = _terminal()
+    stage_console, stage_screen = _terminal()
+    with progress("compute", 1, console=console) as advance:
+        with spark_progress(spark, "stages", console=stage_console, poll_seconds=0.05):
+            assert spark.range(10).count() == 10
+        advance()
+    assert stage_screen.getvalue() == ""

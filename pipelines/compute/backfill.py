@@ -106,7 +106,7 @@ def backfill(
     done = {view.name: [] if force else completed(spark, view) for view in selected}
     written: dict[str, int] = {view.table: 0 for view in selected}
     parts = list(interval.chunks(chunk))
-    with progress(f"backfill {interval}, {len(parts)} chunks", len(parts)) as advance:
+    with progress(f"backfill {len(parts)} chunks", len(parts)) as advance:
         for part in parts:
             pending = [view for view in selected if not is_covered(part, done[view.name])]
             if pending:

@@ -202,7 +202,7 @@ def compute(
 
     with (
         all_or_nothing(spark, [view.table for view in selected]) as run,
-        progress(f"compute {interval}", len(selected)) as advance,
+        progress(f"compute {len(selected)} views", len(selected)) as advance,
     ):
         # Leaving the pool waits for every view, failed or not, before any error is raised.
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:

@@ -195,7 +195,7 @@ def _materialize_views(
         )
 
     with (
-        progress(f"materialize {interval}", len(views)) as advance,
+        progress(f"materialize {len(views)} views", len(views)) as advance,
         ThreadPoolExecutor(max_workers=min(PARALLEL_VIEWS, len(views))) as pool,
     ):
         futures = [pool.submit(one, view) for view in views]

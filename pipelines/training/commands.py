@@ -68,6 +68,7 @@ def _build(
     mode: str,
 ) -> None:
     from pipelines.errors import PlatformError
+    from pipelines.progress import spark_progress
     from pipelines.reporting import parse_names
     from pipelines.spark import get_spark
     from pipelines.training import build_training_set
@@ -81,14 +82,15 @@ def _build(
         feature_service if feature_service is not None else (parse_names(features) or [])
     )
     spark = get_spark("training-set")
-    written = build_training_set(
-        spark,
-        labels,
-        requested,
-        timestamp_column=timestamp_column,
-        output=output,
-        mode=mode,
-    )
+    with spark_progress(spark, "training set"):
+        written = build_training_set(
+            spark,
+            labels,
+            requested,
+            timestamp_column=timestamp_column,
+            output=output,
+            mode=mode,
+        )
     record = read_record(spark, output)
     typer.echo(f"wrote {output}: {written.count()} rows, {len(written.columns)} columns")
     typer.echo(
