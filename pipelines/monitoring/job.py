@@ -2,9 +2,10 @@
 
 Each side is an interval of the feature tables, a table of feature columns (a training
 set: its Delta directory or its table name), or what a feature service served in an
-interval (its request log, `ServedLog`). A feature's values over an interval are its view's rows with
-`event_timestamp` in the interval, each in its latest version known at the interval's
-end: what the online store held, hour by hour, for every entity that had a row.
+interval (its request log, `ServedLog`). A feature's values over an interval are its
+view's rows with `event_timestamp` in the interval, each in its latest version known at
+the interval's end: what the online store held, hour by hour, for every entity that had
+a row.
 
 Each run appends one row per feature to `monitoring.drift_metrics` (the trend) and
 writes one HTML report under `<data_dir>/reports/drift/`.
