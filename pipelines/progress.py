@@ -27,14 +27,12 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def progress(description: str, total: int, *, console: Any = None) -> Iterator[Advance]:
-    """Yield a function to call once per finished unit of `total`.
-
-    `console`: a rich Console to draw on (by default stderr, only if it is a terminal).
-    """
+def _bar(console: Any, unit: str | None = None) -> Iterator[Any]:
+    """A rich Progress on `console` (default: stderr if it is a terminal), or None where
+    nothing is to be drawn."""
     global _drawing
     if _drawing or (console is None and not _interactive()):
-        yield lambda: None
+        yield None
         return
     from rich.console import Console
     from rich.progress import (
@@ -46,22 +44,29 @@ def progress(description: str, total: int, *, console: Any = None) -> Iterator[A
         TimeRemainingColumn,
     )
 
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    columns += [TextColumn(unit)] if unit else []
+    columns += [TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
     _drawing = True
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda: bar.advance(task)
+        with Progress(*columns, console=console or Console(stderr=True), transient=True) as bar:
+            yield bar
     finally:
         _drawing = False
+
+
+@contextmanager
+def progress(description: str, total: int, *, console: Any = None) -> Iterator[Advance]:
+    """Yield a function to call once per finished unit of `total`.
+
+    `console`: a rich Console to draw on (by default stderr, only if it is a terminal).
+    """
+    with _bar(console) as bar:
+        if bar is None:
+            yield lambda: None
+            return
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 @contextmanager
@@ -71,57 +76,32 @@ def spark_progress(
     """While the body runs, draw the tasks done of the Spark stages running, as Spark's
     status tracker reports them (what its console progress bar shows, kept out of the
     JVM's output), with the elapsed time and an estimate for the stages under way."""
-    global _drawing
-    if _drawing or (console is None and not _interactive()):
-        yield
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    with _bar(console, unit="tasks") as bar:
+        if bar is None:
+            yield
+            return
+        tracker = spark.sparkContext.statusTracker()
+        task = bar.add_task(description, total=None)
+        finished = threading.Event()
 
-    tracker = spark.sparkContext.statusTracker()
-    finished = threading.Event()
-    _drawing = True
-    try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("tasks"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=None)
+        def poll() -> None:
+            while not finished.wait(poll_seconds):
+                stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+                running = [stage for stage in stages if stage is not None]
+                if not running:
+                    continue
+                bar.update(
+                    task,
+                    completed=sum(stage.numCompletedTasks for stage in running),
+                    total=sum(stage.numTasks for stage in running),
+                    description=f"{description}: stage "
+                    + ", ".join(str(stage.stageId) for stage in running),
+                )
 
-            def poll() -> None:
-                while not finished.wait(poll_seconds):
-                    stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
-                    running = [stage for stage in stages if stage is not None]
-                    if not running:
-                        continue
-                    bar.update(
-                        task,
-                        completed=sum(stage.numCompletedTasks for stage in running),
-                        total=sum(stage.numTasks for stage in running),
-                        description=f"{description}: stage "
-                        + ", ".join(str(stage.stageId) for stage in running),
-                    )
-
-            poller = threading.Thread(target=poll, name="spark-progress", daemon=True)
-            poller.start()
-            try:
-                yield
-            finally:
-                finished.set()
-                poller.join()
-    finally:
-        _drawing = False
+        poller = threading.Thread(target=poll, name="spark-progress", daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            poller.join()
