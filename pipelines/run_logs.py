@@ -33,7 +33,11 @@ def output_to(path: Path) -> Iterator[Path]:
     started meanwhile) to `path`, appending."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    saved = [os.dup(1), os.dup(2)]
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # a process without standard descriptors: nothing to redirect
+        yield path
+        return
     with open(path, "ab") as log:
         try:
             os.dup2(log.fileno(), 1)
