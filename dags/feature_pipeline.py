@@ -3,6 +3,8 @@
 
 Hourly, for the run's data interval `[data_interval_start, data_interval_end)`:
 
+0. **stream_lag**: where a streaming ingest lands the topics, fail while it is further behind than its
+   declared bound (`features.monitoring.STREAM_LAG_ALERT`), so no hour is ingested half landed;
 1. **ingest** raw events that arrived in the interval into the clean tables (malformed rows to `clean.quarantine`);
 2. **compute** the feature versions that became knowable in the interval: every row as of the interval's end,
    and new versions of earlier rows that late events changed (Delta `replaceWhere`: reruns are idempotent);
