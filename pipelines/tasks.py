@@ -89,16 +89,10 @@ def check_stream_lag() -> dict[str, Any]:
     """Fail (`StreamLagError`) when the streaming ingest is behind its topics by more than
     its declared bound (`features.monitoring.STREAM_LAG_ALERT`); `{"skipped": reason}`
     where no stream ingest runs (it never committed a micro-batch here)."""
-    from pipelines.streaming.broker import bootstrap_servers
-    from pipelines.streaming.lag import landed_offsets, stream_lag
-    from pipelines.streaming.land import checkpoint_dir
+    from pipelines.streaming.lag import check_stream_lag as checked
 
     try:
-        landed_offsets(checkpoint_dir())
+        lag = checked()
     except NothingToCheckError as exc:
         return {"skipped": str(exc)}
-    lag = stream_lag(bootstrap_servers())
-    for line in lag.lines():
-        print(line)
-    lag.check()
     return {"messages_behind": lag.messages_behind, "lag_seconds": lag.lag.total_seconds()}

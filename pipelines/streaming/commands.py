@@ -141,15 +141,11 @@ def stream_ingest_command(
 
     def show_status() -> None:
         from pipelines.steps import StepFailedError
-        from pipelines.streaming.broker import bootstrap_servers
-        from pipelines.streaming.lag import StreamLagError, stream_lag
+        from pipelines.streaming.lag import StreamLagError, check_stream_lag
 
-        lag = stream_lag(bootstrap_servers())
-        for line in lag.lines():
-            typer.echo(line)
         try:
-            lag.check()
-        except StreamLagError as exc:
+            check_stream_lag(typer.echo)
+        except StreamLagError as exc:  # the check's verdict: exit 1, as a failed gate
             raise StepFailedError(str(exc)) from None
 
     def body() -> None:

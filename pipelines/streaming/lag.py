@@ -10,6 +10,7 @@ what the stream landed, would miss if it ran now.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,13 +104,18 @@ def landed_offsets(checkpoint: Path) -> tuple[int, datetime, dict[tuple[str, int
 
 
 def stream_lag(
-    bootstrap_servers: str, checkpoint: Path | None = None, *, timeout: float = 10.0
+    bootstrap_servers: str | None = None, checkpoint: Path | None = None, *, timeout: float = 10.0
 ) -> StreamLag:
-    """The stream's lag now; NothingToCheckError when it never committed a micro-batch."""
+    """The stream's lag now; NothingToCheckError when it never committed a micro-batch
+    (checked before any broker is looked for). `bootstrap_servers`: default, the
+    platform's Kafka (`broker.bootstrap_servers`)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    from pipelines.streaming.broker import bootstrap_servers as platform_kafka
 
     checkpoint = checkpoint or checkpoint_dir()
     last, committed_at, landed = landed_offsets(checkpoint)
+    bootstrap_servers = bootstrap_servers or platform_kafka()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -142,3 +148,14 @@ def stream_lag(
         consumer.close()
     size = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file())
     return StreamLag(checkpoint, last, committed_at, size, tuple(partitions), datetime.now(UTC))
+
+
+def check_stream_lag(echo: Callable[[str], None] = print) -> StreamLag:
+    """The lag of the platform's stream ingest, printed through `echo`; StreamLagError past
+    the declared bound (`features.monitoring.STREAM_LAG_ALERT`), NothingToCheckError where
+    no stream ingest ever committed."""
+    lag = stream_lag()
+    for line in lag.lines():
+        echo(line)
+    lag.check()
+    return lag
