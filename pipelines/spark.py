@@ -51,7 +51,13 @@ def get_spark(
     # Python UDF workers (mapInArrow writers, pandas UDFs) need this interpreter's packages;
     # on a cluster set PYSPARK_PYTHON to the executors' interpreter instead.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name)
+    builder = SparkSession.builder.appName(app_name).config(
+        # Maven Central only (see the file): pyspark passes it to spark-submit as --conf, the
+        # only way the launcher reads it, since spark-defaults.conf cannot hold a path that
+        # depends on where the checkout is.
+        "spark.jars.ivySettings",
+        str(SPARK_CONF_DIR / "ivysettings.xml"),
+    )
     if conf.spark_master:
         builder = builder.master(conf.spark_master)
     for key, value in (extra_conf or {}).items():

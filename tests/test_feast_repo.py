@@ -27,6 +27,7 @@ from features import REGISTRY
 from pipelines.config import FEATURE_REPO_DIR
 from pipelines.feast_repo import FEAST_TYPES, feast_objects
 from pipelines.redis_server import free_port
+from pipelines.serving.feast_online import ONLINE_STORE_TYPE
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.redis_writer import write_table
 from pipelines.serving.store import REDIS_CONNECTION_ENV, feast_environment
@@ -69,11 +70,35 @@ def test_feature_store_yaml_keeps_one_spark_config_and_env_driven_redis() -> Non
     config = yaml.safe_load((FEATURE_REPO_DIR / "feature_store.yaml").read_text())
     assert config["entity_key_serialization_version"] == 3
     assert config["offline_store"] == {"type": "spark"}, "Spark settings live in spark_conf/ only"
-    assert config["online_store"]["type"] == "redis"
+    assert config["online_store"]["type"] == ONLINE_STORE_TYPE
     assert config["online_store"]["connection_string"] == "${" + REDIS_CONNECTION_ENV + "}"
     assert config["registry"]["path"].startswith("${FEATURE_PLATFORM_DATA_DIR}/")
     ignored = (FEATURE_REPO_DIR / ".feastignore").read_text()
     assert "data/" in ignored
+
+
+def test_plain_feast_cli_without_the_environment_says_what_to_run(tmp_path) -> None:
+    """A plain `feast -c feature_repo plan` in a shell that never ran feast-env."""
+    bare_env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("FEATURE_PLATFORM_") and name != "REDIS_URL"
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "feast"), "-c", str(FEATURE_REPO_DIR), "plan"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=bare_env,
+        check=False,
+    )
+    assert result.returncode != 0
+    last_lines = (result.stdout + result.stderr).strip().splitlines()[-4:]
+    hint = next(line for line in last_lines if "not set" in line)
+    assert "FEATURE_PLATFORM_REDIS_CONNECTION, FEATURE_PLATFORM_REDIS_TYPE not set" in hint
+    assert 'eval "$(feature-platform feast-env)"' in hint
+    assert not (FEATURE_REPO_DIR / "${FEATURE_PLATFORM_DATA_DIR}").exists()
 
 
 @pytest.fixture

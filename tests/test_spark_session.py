@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 import subprocess
+from xml.etree import ElementTree
 
 from pipelines.config import SPARK_CONF_DIR
 
@@ -51,3 +53,24 @@ def test_the_jvm_writes_to_a_log_file_not_the_terminal(spark, data_dir, capfd):
     out, err = capfd.readouterr()
     assert "from the JVM's stderr" not in out + err
     assert "from the JVM's stderr" in log.read_text()
+
+
+def test_jars_resolve_from_maven_central_only(spark):
+    from pipelines.spark import spark_log
+
+    settings_file = SPARK_CONF_DIR / "ivysettings.xml"
+    assert spark.conf.get("spark.jars.ivySettings") == str(settings_file)
+    remote_roots = {
+        element.get("root")
+        for element in ElementTree.parse(settings_file).iter()
+        if element.get("root") is not None
+    }
+    assert remote_roots == {"https://repo1.maven.org/maven2/"}
+    log = spark_log()
+    assert log is not None
+    resolution = log.read_text()
+    # The launcher read the file, and every artifact it found came from that chain.
+    assert f":: loading settings :: file = {settings_file}" in resolution
+    sources = set(re.findall(r"^\s*found \S+ in (\S+)$", resolution, flags=re.MULTILINE))
+    assert sources and sources <= {"spark-list", "central"}
+    assert "spark-packages" not in resolution
