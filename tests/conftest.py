@@ -91,3 +91,14 @@ def redis_url(redis_server, monkeypatch: pytest.MonkeyPatch) -> str:
     client.close()
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     return redis_server.url
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory):
+    """A real single-node Kafka broker (KRaft) of the test module, without topics."""
+    from pipelines.streaming.broker import KafkaBroker
+
+    server = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    server.start()
+    yield server
+    server.stop()

@@ -24,31 +24,23 @@ from pipelines.streaming.topics import create_topics, encode, message_columns, t
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    server = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_every_event_source_gets_its_topic_stamped_on_arrival(broker):
+def test_every_event_source_gets_its_topic_stamped_on_arrival(kafka_broker):
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    created = create_topics(broker.bootstrap_servers)
+    created = create_topics(kafka_broker.bootstrap_servers)
     assert sorted(created) == sorted(source.topic for source in EVENT_SOURCES)
-    assert create_topics(broker.bootstrap_servers) == []  # idempotent
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    assert create_topics(kafka_broker.bootstrap_servers) == []  # idempotent
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
     resource = ConfigResource(ConfigResource.Type.TOPIC, playback_events.topic)
     config = admin.describe_configs([resource])[resource].result(timeout=10)
     assert config["message.timestamp.type"].value == "LogAppendTime"
     assert set(topics()) == set(admin.list_topics(timeout=10).topics) - {"__consumer_offsets"}
 
 
-def test_a_message_carries_the_raw_row_and_the_broker_stamps_its_arrival(broker):
+def test_a_message_carries_the_raw_row_and_the_broker_stamps_its_arrival(kafka_broker):
     from confluent_kafka import Consumer, Producer
 
-    create_topics(broker.bootstrap_servers)
+    create_topics(kafka_broker.bootstrap_servers)
     when = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
     row = {
         "event_id": "p-kafka-1",
@@ -62,13 +54,13 @@ def test_a_message_carries_the_raw_row_and_the_broker_stamps_its_arrival(broker)
     }
     key, value = encode(playback_events, row)
     before = datetime.now(UTC)
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
     producer.produce(playback_events.topic, key=key, value=value)
     assert producer.flush(10) == 0
 
     consumer = Consumer(
         {
-            "bootstrap.servers": broker.bootstrap_servers,
+            "bootstrap.servers": kafka_broker.bootstrap_servers,
             "group.id": "test-kafka",
             "auto.offset.reset": "earliest",
         }

@@ -56,12 +56,9 @@ sys.exit(0 if query.exception() is None else 1)
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    server = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    server.start()
-    create_topics(server.bootstrap_servers)
-    yield server
-    server.stop()
+def broker(kafka_broker):
+    create_topics(kafka_broker.bootstrap_servers)
+    return kafka_broker
 
 
 def _start_stream(

@@ -14,7 +14,6 @@ from pipelines.delta_io import ensure_database
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.ingest import ingest
 from pipelines.interval import Interval
-from pipelines.streaming.broker import KafkaBroker
 from pipelines.streaming.lag import StreamLagError, stream_lag
 from pipelines.streaming.land import _batch_writer, land_events
 from pipelines.streaming.publish import arrival_order, publish
@@ -29,12 +28,9 @@ CONFIG = GeneratorConfig(scale=0.3, hostile_share=0.03, late_share=0.05)
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    server = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    server.start()
-    create_topics(server.bootstrap_servers)
-    yield server
-    server.stop()
+def broker(kafka_broker):
+    create_topics(kafka_broker.bootstrap_servers)
+    return kafka_broker
 
 
 @pytest.fixture(scope="module")
