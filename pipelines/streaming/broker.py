@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pipelines.config import KAFKA_BOOTSTRAP_ENV, Settings, settings
+from pipelines.config import KAFKA_BOOTSTRAP_ENV, SPARK_CONF_DIR, Settings, settings
 from pipelines.errors import PlatformError
 from pipelines.local_process import LocalProcess, free_port, wait_for_exit
 
@@ -85,6 +85,8 @@ def kafka_classpath(log_file: Path | None = None) -> str:
         "-cp",
         str(_ivy_jar()),
         "org.apache.ivy.Main",
+        "-settings",  # Spark's jobs resolve through the same file: Maven Central only
+        str(SPARK_CONF_DIR / "ivysettings.xml"),
         "-m2compatible",
         "-ivy",
         str(ivy_file),
