@@ -16,14 +16,8 @@ from typing import Any, Literal
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 from pydantic import model_validator
 
-from pipelines.errors import PlatformError
-
 ONLINE_STORE_TYPE = "pipelines.serving.feast_online.PlatformRedisOnlineStore"
 _UNEXPANDED = re.compile(r"\$\{(\w+)\}")
-
-
-class FeastEnvironmentUnset(PlatformError, ValueError):
-    """feature_store.yaml was loaded without the variables it reads (pydantic reports ValueErrors)."""
 
 
 def unset_variables(values: dict[str, Any]) -> list[str]:
@@ -39,7 +33,9 @@ class PlatformRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     @classmethod
     def _variables_are_set(cls, values: Any) -> Any:
         if isinstance(values, dict) and (missing := unset_variables(values)):
-            raise FeastEnvironmentUnset(
+            # A ValueError, not a platform error: pydantic turns it into the validation error
+            # Feast reports (FeastConfigError), which is the one line the user sees.
+            raise ValueError(
                 f"{', '.join(missing)} not set: run "
                 '`eval "$(feature-platform feast-env)"` first, '
                 "or use `feature-platform feast <command>`, which sets them"
