@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 
 from features.catalog import database_prefix
 from features.sources import EVENT_SOURCES
+from pipelines.config import settings
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.streaming.broker import KafkaBroker
 from pipelines.streaming.publish import publish
@@ -87,7 +89,8 @@ def _spark_log_tail(data_dir: Path) -> str:
 
 def _landed(spark, data_dir: Path, source):
     database, table = raw_table(source).split(".")
-    return spark.read.format("delta").load(str(data_dir / "warehouse" / f"{database}.db" / table))
+    warehouse = replace(settings(), data_dir=data_dir).warehouse_dir
+    return spark.read.format("delta").load(str(warehouse / f"{database}.db" / table))
 
 
 def test_a_killed_stream_restarts_from_its_checkpoint_without_loss_or_duplicates(
