@@ -203,6 +203,29 @@ class _SourceTable:
 
 
 @dataclass(frozen=True)
+class IdDay:
+    """Where a source's ids carry the day they were made (a time-ordered id, such as
+    `pb-20261105-000042`): the first group of `pattern` is a date in `date_format`
+    (Spark's datetime pattern). Ingest files each accepted id under that day, so that
+    finding duplicates reads the index of the days a batch's ids name, not all of it.
+    The day is a function of the id alone, so every delivery of an id looks in the same
+    place: an id without a day, or with one before its source's `Validity.earliest` or a
+    century after it, is filed under no day, which every batch with such ids reads.
+    """
+
+    pattern: str
+    date_format: str = "yyyyMMdd"
+
+    def __post_init__(self) -> None:
+        try:
+            groups = re.compile(self.pattern).groups
+        except re.error as error:
+            raise DeclarationError(f"id day pattern {self.pattern!r}: {error}") from error
+        if groups < 1:
+            raise DeclarationError(f"id day pattern {self.pattern!r} has no group for the day")
+
+
+@dataclass(frozen=True)
 class EventSource(_SourceTable):
     """A clean event table: append-only facts with an event time and an arrival time."""
 
@@ -217,6 +240,7 @@ class EventSource(_SourceTable):
     # The column that identifies an event: a second row with an accepted id is a
     # duplicate, whatever its other fields say.
     id_column: str | None = None
+    id_day: IdDay | None = None
     validity: Validity = field(default_factory=Validity)
     carried: Carried | None = None
     # Tables of events are partitioned by the UTC date of the event time.
@@ -227,6 +251,8 @@ class EventSource(_SourceTable):
         self.validity.check(self.name, self.columns)
         if self.id_column is not None and self.id_column not in self.columns:
             raise DeclarationError(f"source {self.name}: id column {self.id_column!r} is unknown")
+        if self.id_day is not None and self.id_column is None:
+            raise DeclarationError(f"source {self.name}: id_day needs an id_column")
         if self.carried is not None:
             for column in (self.carried.on, *self.carried.columns):
                 if column not in self.columns:

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from features.core import Carried, DeclarationError, DimensionSource, EventSource, Range, Validity
+from features.core import (
+    Carried,
+    DeclarationError,
+    DimensionSource,
+    EventSource,
+    IdDay,
+    Range,
+    Validity,
+)
 
 DEVICES = ("tv", "mobile", "web", "tablet", "console")
 PLACEMENTS = ("preroll", "midroll", "pause_screen", "banner")
 PLANS = ("ads", "basic", "standard", "premium")
+# Producers name events by kind, day made and sequence (`pb-20261105-000042`); a redelivery
+# keeps the name, whatever its times say.
+DAY_IN_ID = IdDay(r"^[a-z]+-([0-9]{8})-")
 
 playback_events = EventSource(
     "playback_events",
@@ -25,6 +36,7 @@ playback_events = EventSource(
     },
     description="One row per playback session.",
     id_column="event_id",
+    id_day=DAY_IN_ID,
     validity=Validity(
         required=("event_id", "member_id", "title_id", "watch_seconds"),
         # A session of more than a day is not a watch: a player that never reported its end.
@@ -42,6 +54,7 @@ ad_impressions = EventSource(
     },
     description="One row per ad shown to a member.",
     id_column="impression_id",
+    id_day=DAY_IN_ID,
     validity=Validity(
         required=("impression_id", "member_id", "ad_id"), allowed={"placement": PLACEMENTS}
     ),
@@ -54,6 +67,7 @@ ad_clicks = EventSource(
     # its impression, which adds a few seconds.
     max_lateness=timedelta(hours=13),
     id_column="impression_id",
+    id_day=DAY_IN_ID,
     validity=Validity(required=("impression_id",)),
     # The raw click names its impression only; its member and ad come from there.
     carried=Carried("ad_impressions", on="impression_id", columns=("member_id", "ad_id")),

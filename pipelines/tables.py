@@ -60,6 +60,7 @@ ACCEPTED_IDS = T.StructType(
         T.StructField("source_table", T.StringType()),
         T.StructField("id", T.StringType()),
         T.StructField("ingestion_timestamp", TS),
+        T.StructField("id_day", T.DateType()),  # features.IdDay: where the id is filed
     ]
 )
 

@@ -18,6 +18,7 @@ from pipelines.generate import GeneratorConfig, build_world, generate
 from pipelines.generate.dimensions import conflicting_members
 from pipelines.generate.events import arrived_events
 from pipelines.ingest import ingest
+from pipelines.ingest.job import already_accepted, ensure_accepted_ids, filed_day
 from pipelines.interval import Interval
 
 SOURCE_NAMES = [source.name for source in (*DIMENSION_SOURCES, *EVENT_SOURCES)]
@@ -148,6 +149,59 @@ def test_a_redelivery_with_a_moved_event_time_is_a_duplicate(spark, generated):
     )
     moved = copies.join(clean, "event_id").where("datediff(event_date, copy_date) >= 1")
     assert moved.count() > 0
+
+
+def test_accepted_ids_are_filed_under_the_day_they_name(spark, generated):
+    index = spark.table(table_name(CLEAN, "accepted_ids"))
+    named = F.to_date(F.regexp_extract("id", r"-([0-9]{8})-", 1), "yyyyMMdd")
+    assert index.count() > 0
+    assert index.where(~F.col("id_day").eqNullSafe(named)).count() == 0
+    # Every clean id is in the index, once.
+    for name, key in (("playback_events", "event_id"), ("ad_impressions", "impression_id")):
+        ids = spark.table(table_name(CLEAN, name)).select(F.col(key).alias("id"))
+        filed = index.where(F.col("source_table") == name).select("id")
+        assert ids.count() == filed.count()
+        assert ids.exceptAll(filed).count() == 0
+
+
+def test_a_run_reads_the_index_of_the_days_its_ids_name(spark, generated):
+    """The duplicate check prunes the index to the days of the batch's ids, and finds
+    the same duplicates as a check against all of it."""
+    index = table_name(CLEAN, "accepted_ids")
+    source = next(s for s in EVENT_SOURCES if s.name == "playback_events")
+    hour = Interval.parse(D2 + timedelta(hours=20), D2 + timedelta(hours=21))
+    batch = _in(spark.table(table_name(RAW, source.name)), hour.start, hour.end)
+    rows = batch.count()
+    ids = batch.where("event_id IS NOT NULL")
+    days = {r[0] for r in ids.select(filed_day(source, F.col("event_id"))).distinct().collect()}
+    assert days and len(days) < 3  # an hour's ids name its day, the day before, rarely others
+    pruned = already_accepted(spark, index, source, batch, rows, hour, frozenset(days))
+    whole = already_accepted(spark, index, source, batch, rows, hour)
+    assert pruned is not None and whole is not None
+    assert pruned.count() > 0  # the generator redelivers some ids in later hours
+    assert sorted(pruned.collect()) == sorted(whole.collect())
+    plan = pruned._jdf.queryExecution().executedPlan().toString()
+    scan = next(line for line in plan.splitlines() if "PartitionFilters" in line)
+    partition_filters = scan.split("PartitionFilters: ")[1].split("]")[0]
+    assert "id_day" in partition_filters
+    assert all(str(day) in partition_filters for day in days if day is not None)
+
+
+def test_the_index_is_refiled_when_the_declared_id_days_change(spark, generated):
+    index = table_name(CLEAN, "accepted_ids")
+    # Filed as declared from its first run on, the index was never rebuilt since.
+    history = spark.sql(f"DESCRIBE HISTORY {index}").collect()
+    created = [row["userMetadata"] for row in history if row["operation"].startswith("CREATE")]
+    assert len(created) == 1 and created[0] is not None  # by the first run's write
+    before = spark.table(index).collect()
+    # As an index filed by another declaration (or by a release before id days) looks.
+    spark.sql(f"ALTER TABLE {index} SET TBLPROPERTIES ('platform.idFiling' = 'other')")
+    spark.sql(f"DELETE FROM {index} WHERE source_table = 'ad_clicks'")
+    assert ensure_accepted_ids(spark) == index
+    assert sorted(spark.table(index).collect()) == sorted(before)
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {index}").collect()}
+    assert properties["platform.idFiling"] != "other"
+    assert properties["delta.autoOptimize.autoCompact"] == "true"
 
 
 def test_clean_plus_quarantined_equals_raw_per_table_and_interval(spark, generated):

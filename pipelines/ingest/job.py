@@ -14,17 +14,19 @@ Earlier runs matter in two ways, both looking only at rows ingested before `star
 (so rerunning an old interval is unaffected by later ones): an id that was already
 accepted makes every new copy a duplicate, whatever its other fields say, and a click
 is matched against the impressions accepted so far (plus this run's). Accepted ids are
-kept in `clean.accepted_ids` (source, id, ingestion time): a narrow table that one
-run reads whole, instead of every clean table's history.
+kept in `clean.accepted_ids` (source, id, ingestion time), filed under the day each id
+names (`features.IdDay`): a run reads the days its batch's ids name, not every clean
+table's history, and finds a redelivery however far its times moved.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import EventSource
@@ -64,6 +66,9 @@ PARENT_LOOKBACK = timedelta(days=2)
 BROADCAST_IDS = 500_000
 # Compacts the small files that hourly appends leave in the accepted-id index.
 ACCEPTED_IDS_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
+# A batch reads the days its ids are filed under (features.IdDay), not the whole index.
+INDEX_PARTITIONS = ("source_table", "id_day")
+INDEX_FILING = "platform.idFiling"
 
 SOURCES: dict[str, AnySource] = {s.name: s for s in (*DIMENSION_SOURCES, *EVENT_SOURCES)}
 
@@ -136,6 +141,8 @@ def _accepted_before(
 class _Batch:
     rows: int
     days: tuple[date, date] | None  # first and last event day of rows with a usable time
+    # The days the batch's ids are filed under (features.IdDay; None: ids without one).
+    id_days: frozenset[date | None] = frozenset()
 
 
 def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
@@ -147,17 +154,25 @@ def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
         ts = F.col(source.timestamp_column)
         usable = ts >= utc_literal(source.validity.earliest)
         day = F.when(usable, utc_date(source.timestamp_column))
+        filed = F.lit(None).cast("string")
+        if source.id_column is not None:
+            id_column = F.col(source.id_column)
+            filed_text = filed_day(source, id_column).cast("string")
+            filed = F.when(id_column.isNotNull(), F.coalesce(filed_text, F.lit("0")))
         per_table.append(
             df.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.min(day).alias("first"),
                 F.max(day).alias("last"),
+                # Dates and a 0 for "filed under no day", which collect_set would drop as null.
+                F.collect_set(filed.cast("string")).alias("id_days"),
             ).withColumn("source", F.lit(name))
         )
     found = {}
     for row in _union(per_table).collect():
         days = None if row["first"] is None else (row["first"], row["last"])
-        found[row["source"]] = _Batch(int(row["rows"]), days)
+        id_days = frozenset(None if d == "0" else date.fromisoformat(d) for d in row["id_days"])
+        found[row["source"]] = _Batch(int(row["rows"]), days, id_days)
     return found
 
 
@@ -197,11 +212,28 @@ def _counts(classified: dict[str, DataFrame]) -> dict[str, TableCounts]:
     return report
 
 
+def _index_properties() -> dict[str, str]:
+    """The index's table properties, with a fingerprint of how its ids are filed."""
+    filing = [
+        (s.name, s.id_day and (s.id_day.pattern, s.id_day.date_format)) for s in EVENT_SOURCES
+    ]
+    fingerprint = hashlib.sha256(repr(filing).encode()).hexdigest()[:16]
+    return {**ACCEPTED_IDS_PROPERTIES, INDEX_FILING: fingerprint}
+
+
 def ensure_accepted_ids(spark: SparkSession) -> str:
-    """The accepted-id index, built from the clean event tables the first time."""
+    """The accepted-id index, built from the clean event tables the first time, and
+    again whenever the declared id days (`features.IdDay`) changed since it was built:
+    an id filed under another day than it is looked for would not be found."""
     table = accepted_ids_table()
+    properties = _index_properties()
     if table_exists(spark, table):
-        return table
+        found = {
+            row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+        }
+        if found.get(INDEX_FILING) == properties[INDEX_FILING]:
+            return table
+        spark.sql(f"DROP TABLE {table}")
     parts = [
         _ids_of(spark.table(source.table), source)
         for source in EVENT_SOURCES
@@ -212,17 +244,30 @@ def ensure_accepted_ids(spark: SparkSession) -> str:
             _union(parts),
             table,
             predicate="true",
-            partition_by=("source_table",),
-            properties=ACCEPTED_IDS_PROPERTIES,
+            partition_by=INDEX_PARTITIONS,
+            properties=properties,
         )
     return table
 
 
+def filed_day(source: EventSource, id_column: Column) -> Column:
+    """The day the accepted-id index files an id under (`features.IdDay`), else null."""
+    if source.id_day is None:
+        return F.lit(None).cast("date")
+    text = F.regexp_extract(id_column, source.id_day.pattern, 1)
+    day = F.try_to_date(text, source.id_day.date_format)
+    first = source.validity.earliest.date()
+    plausible = day.between(F.lit(first), F.lit(first.replace(year=first.year + 100)))
+    return F.when(plausible, day)
+
+
 def _ids_of(clean: DataFrame, source: EventSource) -> DataFrame:
+    id_column = F.col(str(source.id_column))
     return clean.select(
         F.lit(source.name).alias("source_table"),
-        F.col(str(source.id_column)).alias("id"),
+        id_column.alias("id"),
         F.col(source.ingestion_column).alias("ingestion_timestamp"),
+        filed_day(source, id_column).alias("id_day"),
     ).select(*ACCEPTED_IDS.fieldNames())
 
 
@@ -233,17 +278,31 @@ def already_accepted(
     batch: DataFrame,
     batch_rows: int,
     interval: Interval,
+    id_days: frozenset[date | None] | None = None,
 ) -> DataFrame | None:
-    """The ids of `batch` that runs before `start` accepted (one `id` column)."""
+    """The ids of `batch` that runs before `start` accepted (one `id` column).
+
+    With `id_days` (the days the batch's ids are filed under), only those days of the
+    index are read: an id is filed under the same day whenever it arrives.
+    """
     if not table_exists(spark, index):
         return None
     accepted = spark.table(index).where(
         f"source_table = '{source.name}' AND ingestion_timestamp < {sql_timestamp(interval.start)}"
     )
+    if id_days is not None:
+        accepted = accepted.where(_on_days(id_days))
     arrived = batch.select(F.col(str(source.id_column)).alias("id")).where("id IS NOT NULL")
     if batch_rows <= BROADCAST_IDS:
         arrived = F.broadcast(arrived.distinct())
     return accepted.join(arrived, on="id", how="left_semi").select("id")
+
+
+def _on_days(id_days: frozenset[date | None]) -> Column:
+    """The index partitions of `id_days`: a literal filter, so Delta prunes by it."""
+    days = sorted(d for d in id_days if d is not None)
+    on_days = F.col("id_day").isin([F.lit(d) for d in days]) if days else F.lit(False)
+    return on_days | F.col("id_day").isNull() if None in id_days else on_days
 
 
 def _unplaced(spark: SparkSession, source: AnySource) -> DataFrame:
@@ -281,7 +340,9 @@ def ingest(
             classified[dimension.name] = _kept(classify(raw[dimension.name], dimension))
         for source in EVENT_SOURCES:
             batch = batches[source.name]
-            seen = already_accepted(spark, index, source, raw[source.name], batch.rows, interval)
+            seen = already_accepted(
+                spark, index, source, raw[source.name], batch.rows, interval, batch.id_days
+            )
             parents = None
             if source.carried is not None:
                 parents = _parents(spark, interval, source, batch, classified)
@@ -366,8 +427,8 @@ def _write(
         accepted,
         index,
         predicate=f"source_table IN ({event_names}) AND {arrived}",
-        partition_by=("source_table",),
-        properties=ACCEPTED_IDS_PROPERTIES,
+        partition_by=INDEX_PARTITIONS,
+        properties=_index_properties(),
         run=run,
     )
     quarantined = [_to_quarantine(df, SOURCES[name]) for name, df in classified.items()]
