@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from features import DeclarationError, EventSource
+from features import DeclarationError, EventSource, IdDay
 from features.core import Carried, Range, Validity
 from features.sources import DIMENSION_SOURCES, EVENT_SOURCES
 from pipelines.tables import CLEAN_EVENTS, DIMENSIONS
@@ -52,6 +52,12 @@ def test_ranges_and_identity_are_checked():
         Range(5, 1)
     with pytest.raises(DeclarationError, match="id column 'nope' is unknown"):
         EventSource("plays", columns={"a": "string"}, id_column="nope")
+    with pytest.raises(DeclarationError, match="has no group for the day"):
+        IdDay(r"^pb-[0-9]{8}-")
+    with pytest.raises(DeclarationError, match="id day pattern '\\('"):
+        IdDay("(")
+    with pytest.raises(DeclarationError, match="plays: id_day needs an id_column"):
+        EventSource("plays", columns={"a": "string"}, id_day=IdDay("^([0-9]{8})"))
 
 
 def test_every_event_source_declares_its_identity_and_validity():

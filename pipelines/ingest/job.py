@@ -165,7 +165,7 @@ def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
                 F.min(day).alias("first"),
                 F.max(day).alias("last"),
                 # Dates and a 0 for "filed under no day", which collect_set would drop as null.
-                F.collect_set(filed.cast("string")).alias("id_days"),
+                F.collect_set(filed).alias("id_days"),
             ).withColumn("source", F.lit(name))
         )
     found = {}
@@ -257,7 +257,7 @@ def filed_day(source: EventSource, id_column: Column) -> Column:
     text = F.regexp_extract(id_column, source.id_day.pattern, 1)
     day = F.try_to_date(text, source.id_day.date_format)
     first = source.validity.earliest.date()
-    plausible = day.between(F.lit(first), F.lit(first.replace(year=first.year + 100)))
+    plausible = day.between(F.lit(first), F.lit(date(first.year + 100, 1, 1)))
     return F.when(plausible, day)
 
 
