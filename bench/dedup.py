@@ -61,21 +61,6 @@ def _index_lookup(spark, batches: dict, sizes: dict, id_days: dict | None, hour)
     return total
 
 
-def _id_days(batches: dict) -> dict:
-    """What ingest learns with the batch's size in one pass: the days its ids name."""
-    from pyspark.sql import functions as F
-
-    from features.sources import EVENT_SOURCES
-    from pipelines.ingest.job import filed_day
-
-    found = {}
-    for source in EVENT_SOURCES:
-        key = F.col(str(source.id_column))
-        days = batches[source.name].where(key.isNotNull()).select(filed_day(source, key))
-        found[source.name] = frozenset(row[0] for row in days.distinct().collect())
-    return found
-
-
 def by_index(spark, batches: dict, sizes: dict, id_days: dict, hour) -> int:
     return _index_lookup(spark, batches, sizes, id_days, hour)
 
@@ -134,7 +119,7 @@ def main() -> None:
 
     from features.sources import EVENT_SOURCES
     from pipelines.ingest import ingest
-    from pipelines.ingest.job import ensure_accepted_ids
+    from pipelines.ingest.job import batch_facts, ensure_accepted_ids
     from pipelines.interval import Interval
     from pipelines.spark import get_spark
 
@@ -169,8 +154,10 @@ def main() -> None:
             }
             # Ingest reads the hour's raw rows once: each way below starts from them.
             batches = {name: df.cache() for name, df in batches.items()}
-            sizes = {name: df.count() for name, df in batches.items()}
-            id_days = _id_days(batches)
+            # What ingest learns of the batch in its one pass: size and the days its ids name.
+            facts = batch_facts(batches)
+            sizes = {name: fact.rows for name, fact in facts.items()}
+            id_days = {name: fact.id_days for name, fact in facts.items()}
 
             timings = {
                 name: _timed(way, spark, batches, sizes, id_days, hour)

@@ -138,15 +138,17 @@ def _accepted_before(
 
 
 @dataclass(frozen=True)
-class _Batch:
+class BatchFacts:
+    """What ingest learns of one source's raw batch before classifying it."""
+
     rows: int
     days: tuple[date, date] | None  # first and last event day of rows with a usable time
     # The days the batch's ids are filed under (features.IdDay; None: ids without one).
     id_days: frozenset[date | None] = frozenset()
 
 
-def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
-    """Size and event days of each raw event batch, in one Spark job."""
+def batch_facts(raw: dict[str, DataFrame]) -> dict[str, BatchFacts]:
+    """Size, event days and the days its ids name, of each raw event batch, in one Spark job."""
     per_table = []
     for name, df in raw.items():
         source = SOURCES[name]
@@ -154,25 +156,26 @@ def _batches(raw: dict[str, DataFrame]) -> dict[str, _Batch]:
         ts = F.col(source.timestamp_column)
         usable = ts >= utc_literal(source.validity.earliest)
         day = F.when(usable, utc_date(source.timestamp_column))
-        filed = F.lit(None).cast("string")
+        # Wrapped, so that "filed under no day" survives collect_set, which drops nulls.
+        filed = F.lit(None).cast("struct<day:date>")
         if source.id_column is not None:
             id_column = F.col(source.id_column)
-            filed_text = filed_day(source, id_column).cast("string")
-            filed = F.when(id_column.isNotNull(), F.coalesce(filed_text, F.lit("0")))
+            filed = F.when(
+                id_column.isNotNull(), F.struct(filed_day(source, id_column).alias("day"))
+            )
         per_table.append(
             df.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.min(day).alias("first"),
                 F.max(day).alias("last"),
-                # Dates and a 0 for "filed under no day", which collect_set would drop as null.
                 F.collect_set(filed).alias("id_days"),
             ).withColumn("source", F.lit(name))
         )
     found = {}
     for row in _union(per_table).collect():
         days = None if row["first"] is None else (row["first"], row["last"])
-        id_days = frozenset(None if d == "0" else date.fromisoformat(d) for d in row["id_days"])
-        found[row["source"]] = _Batch(int(row["rows"]), days, id_days)
+        id_days = frozenset(filed["day"] for filed in row["id_days"])
+        found[row["source"]] = BatchFacts(int(row["rows"]), days, id_days)
     return found
 
 
@@ -328,7 +331,7 @@ def ingest(
     for source in SOURCES.values():
         require_table(spark, raw_table(source), hint="run `feature-platform generate` first")
     raw = {name: _arrived(spark, source, interval) for name, source in SOURCES.items()}
-    batches = _batches({source.name: raw[source.name] for source in EVENT_SOURCES})
+    batches = batch_facts({source.name: raw[source.name] for source in EVENT_SOURCES})
     index = ensure_accepted_ids(spark)
 
     classified: dict[str, DataFrame] = {}
@@ -364,7 +367,7 @@ def _parents(
     spark: SparkSession,
     interval: Interval,
     source: EventSource,
-    batch: _Batch,
+    batch: BatchFacts,
     classified: dict[str, DataFrame],
 ) -> DataFrame:
     """The rows the batch's carried columns may come from: the parent source's rows
