@@ -21,7 +21,10 @@ RAW = "raw"  # rows as producers wrote them
 CLEAN = "clean"  # validated rows, the quarantine, the accepted-id index
 FEATURES = "features"  # one bitemporal table per feature view
 MONITORING = "monitoring"  # metrics, request logs, backfill progress
-LAYERS = (RAW, CLEAN, FEATURES, MONITORING)
+# Per real-time view, its windows' mergeable aggregates (counts, sums, sketches) before
+# they are finished into feature values: what a sawtooth value merges fresh events into.
+STATE = "state"
+LAYERS = (RAW, CLEAN, FEATURES, MONITORING, STATE)
 
 DATABASE_PREFIX_ENV = "FEATURE_PLATFORM_DATABASE_PREFIX"
 _PREFIX = re.compile(r"[a-z][a-z0-9_]*")

@@ -22,6 +22,16 @@ version, with a later K, of every row it changes (see `pipelines.compute.job`).
 Serving: the hourly pipeline publishes the versions known at K to the online store at
 K + `serving_lag` (a view's declared lag), never earlier; a training set built "as
 served" uses exactly those versions at each label time.
+
+Real-time views (`FeatureView.realtime`) also have *sawtooth* values, as in Chronon:
+the value at any instant `t` aggregates the window's events from its hour-aligned tail
+up to `t` exactly, i.e. the events with event time in `[floor_hour(t) - w, t)` that had
+arrived before `t`. It is the row at `T = floor_hour(t)` as known at `T` merged with
+the *head*: the events that arrived in `[T, t)`, and those that arrived before `T`
+with an event time at or after `T` (a clock ahead), each counted in the windows its
+event time lies in. Windows therefore grow by the minute and drop their oldest hour
+at each hour boundary. Compute keeps the mergeable aggregates of these views' rows in
+`state.<view>` for that merge.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from features.catalog import CLEAN, FEATURES, table_name, topic_name
+from features.catalog import CLEAN, FEATURES, STATE, table_name, topic_name
 from features.errors import DeclarationError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -429,6 +439,8 @@ class FeatureView:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     serving_lag: timedelta = DEFAULT_SERVING_LAG
+    # Served fresh within seconds of each event, with sawtooth windows (module docstring).
+    realtime: bool = False
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
@@ -476,6 +488,11 @@ class FeatureView:
     @property
     def table(self) -> str:
         return table_name(FEATURES, self.name)
+
+    @property
+    def state_table(self) -> str:
+        """Where compute keeps the mergeable window aggregates of a real-time view."""
+        return table_name(STATE, self.name)
 
     @property
     def effective_ttl(self) -> timedelta:

@@ -28,6 +28,7 @@ member_engagement = FeatureView(
     ),
     description="How much and how a member watches.",
     tags={"team": "personalization"},
+    realtime=True,
 )
 
 title_popularity = FeatureView(
@@ -88,6 +89,7 @@ ad_performance = FeatureView(
     ),
     description="Delivery and click-through of an ad.",
     tags={"team": "ads"},
+    realtime=True,
 )
 
 member_ad_history = FeatureView(
@@ -112,6 +114,7 @@ member_ad_history = FeatureView(
     ),
     description="A member's history with ads.",
     tags={"team": "ads"},
+    realtime=True,
 )
 
 member_profile = AttributeView(

@@ -21,10 +21,11 @@ is then in its exact list/set mode).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from features import AttributeView, FeatureView, Op
+from features import AttributeView, FeatureView, Op, Window
 
 HOUR = timedelta(hours=1)
 Row = dict[str, Any]
@@ -84,20 +85,17 @@ def _aggregate(op: Op, column: str | None, rows: list[Row]) -> Any:
     return max(latest)[1] if latest else None
 
 
-def value_at(
-    view: FeatureView, entity_rows: list[Row], moment: datetime, known_at: datetime | None = None
-) -> Row:
-    """Every feature of one entity at hour `moment`, from the events that arrived before
-    `known_at` (all of them when None)."""
+def _values(view: FeatureView, rows: list[Row], since: Callable[[Window], datetime]) -> Row:
+    """Every feature over `rows` (already cut at the windows' end), window `w` keeping the
+    rows with event time at or after `since(w)`."""
     out: Row = {}
     for aggregation in view.aggregations:
         for window in aggregation.windows:
             in_window = [
                 r
-                for r in entity_rows
+                for r in rows
                 if r["__source"] == aggregation.source.name
-                and moment - window.duration <= r["event_timestamp"] < moment
-                and (known_at is None or r["ingestion_timestamp"] < known_at)
+                and r["event_timestamp"] >= since(window)
             ]
             out[aggregation.feature_name(window)] = _aggregate(
                 aggregation.op, aggregation.column, in_window
@@ -108,6 +106,20 @@ def value_at(
             1.0, (numerator + ratio.prior * ratio.weight) / (denominator + ratio.weight)
         )
     return out
+
+
+def value_at(
+    view: FeatureView, entity_rows: list[Row], moment: datetime, known_at: datetime | None = None
+) -> Row:
+    """Every feature of one entity at hour `moment`, from the events that arrived before
+    `known_at` (all of them when None)."""
+    before = [
+        r
+        for r in entity_rows
+        if r["event_timestamp"] < moment
+        and (known_at is None or r["ingestion_timestamp"] < known_at)
+    ]
+    return _values(view, before, lambda window: moment - window.duration)
 
 
 def versions_of(
@@ -178,3 +190,26 @@ def attribute_rows(
 
 def _null_first(values: tuple) -> tuple:
     return tuple((v is not None, v) for v in values)
+
+
+def sawtooth_values(
+    view: FeatureView, events: dict[str, list[Row]], entity: Any, moment: datetime
+) -> Row | None:
+    """Every feature of one entity at the instant `moment` with sawtooth windows: window
+    `w` holds the events with event time in `[floor_hour(moment) - w, moment)` that
+    arrived before `moment`. None when nothing of the entity was known by then: no row
+    of the table known at `floor_hour(moment)` and no such event."""
+    rows = _entity_events(view, events).get(entity, [])
+    tail_end = floor_hour(moment)
+    has_row = any(
+        max(floor_hour(r["event_timestamp"]) + HOUR, known_from(r)) <= tail_end for r in rows
+    )
+    seen = [
+        r
+        for r in rows
+        if r["ingestion_timestamp"] < moment
+        and tail_end - view.max_window.duration <= r["event_timestamp"] < moment
+    ]
+    if not has_row and not seen:
+        return None
+    return _values(view, seen, lambda window: tail_end - window.duration)

@@ -36,6 +36,11 @@ def tables() -> list[str]:
     return [REGISTRY.view(v).table for v in VIEWS]
 
 
+def state_tables() -> list[str]:
+    """Where the real-time views among VIEWS keep their window state."""
+    return [view.state_table for v in VIEWS if (view := REGISTRY.view(v)).realtime]
+
+
 @pytest.fixture(scope="module")
 def clean(spark) -> None:
     write_clean_tables(spark)
@@ -71,20 +76,23 @@ def test_a_view_that_fails_takes_the_whole_run_back(spark, computed, monkeypatch
     compute_job = importlib.import_module("pipelines.compute.job")
     real_rows = compute_job.view_rows
     later = (END - timedelta(hours=1), END)
-    before = {table: spark.table(table).collect() for table in tables()}
+    written = [*tables(), *state_tables()]
+    assert len(written) == 4
+    before = {table: spark.table(table).collect() for table in written}
 
-    def ad_performance_fails(spark, view, interval, arrived=None):
+    def ad_performance_fails(spark, view, interval, arrived=None, state=None):
+        # After its state table was written: that write is taken back too.
         if view.name == "ad_performance":
             raise RuntimeError("executor lost")
-        return real_rows(spark, view, interval, arrived)
+        return real_rows(spark, view, interval, arrived, state)
 
     monkeypatch.setattr(compute_job, "view_rows", ad_performance_fails)
     with pytest.raises(RuntimeError, match="executor lost"):
         compute(spark, start=later[0], end=later[1], views=VIEWS)
     engagement = REGISTRY.view("member_engagement").table
     assert spark.sql(f"DESCRIBE HISTORY {engagement} LIMIT 1").first()["operation"] == "RESTORE"
-    for table in tables():
-        assert sorted(spark.table(table).collect()) == sorted(before[table])
+    for table in written:
+        assert sorted(spark.table(table).collect()) == sorted(before[table]), table
 
 
 def test_adjacent_intervals_compose_into_their_union(spark, computed) -> None:

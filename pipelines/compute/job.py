@@ -19,6 +19,10 @@ adjacent intervals compose into their union (hour by hour gives what one run ove
 the whole span gives), and the table depends only on the clean data, not on the
 order in which runs happened.
 
+Real-time views (`FeatureView.realtime`) keep their windows' mergeable aggregates in
+`state.<view>` (`pipelines.compute.state`), written first in the same run; their feature
+rows are finished from exactly those state rows.
+
 Attribute views (`AttributeView`): one row per key per version ingested in `[S, E)`,
 `event_timestamp` the ingestion time and `created_timestamp` the end of its hour
 (`pipelines.compute.attributes`).
@@ -36,6 +40,7 @@ from pyspark.sql import functions as F
 
 from features import REGISTRY, AnyView, AttributeView, FeatureView
 from pipelines.compute.attributes import attribute_rows
+from pipelines.compute.state import typed_state
 from pipelines.compute.tiles import (
     HOUR_MICROS,
     Arrivals,
@@ -44,7 +49,7 @@ from pipelines.compute.tiles import (
     read_events,
     tiles,
 )
-from pipelines.compute.windows import HourRange, feature_rows, merged_tile_hours
+from pipelines.compute.windows import HourRange, finish_state, merged_tile_hours, state_rows
 from pipelines.delta_io import all_or_nothing, replace_where, require_table
 from pipelines.feature_tables import (
     PARTITION_COLUMN,
@@ -79,7 +84,19 @@ def windowed_rows(
     interval: Interval,
     arrived: dict[str, Arrivals] | None = None,
 ) -> DataFrame:
-    """The versions of a windowed view that became knowable in `(start, end]`.
+    """The versions of a windowed view that became knowable in `(start, end]`, finished
+    (see `windowed_state`)."""
+    return finish_state(view, windowed_state(spark, view, interval, arrived))
+
+
+def windowed_state(
+    spark: SparkSession,
+    view: FeatureView,
+    interval: Interval,
+    arrived: dict[str, Arrivals] | None = None,
+) -> DataFrame:
+    """The window state of the versions of a windowed view that became knowable in
+    `(start, end]` (`pipelines.compute.windows.state_rows`).
 
     They belong to the rows from the earliest event hour of what arrived in the
     interval (late events reach back) to `end`; the events read start one largest
@@ -111,7 +128,7 @@ def windowed_rows(
                 measures += [m for m in measures_of(aggregation) if m not in measures]
         events = read_events(spark, source, key, read_from, interval.end)
         tiles_by_source[source.name] = tiles(events, source, key, measures, merged)
-    return feature_rows(view, tiles_by_source, hours)
+    return state_rows(view, tiles_by_source, hours)
 
 
 def _hour(moment: datetime) -> int:
@@ -128,10 +145,14 @@ def view_rows(
     view: AnyView,
     interval: Interval,
     arrived: dict[str, Arrivals] | None = None,
+    state: DataFrame | None = None,
 ) -> DataFrame:
-    """The rows `compute` writes for `view`, with exactly the feature table's schema."""
+    """The rows `compute` writes for `view`, with exactly the feature table's schema;
+    finished from `state` when given (the view's state rows of the interval)."""
     if isinstance(view, AttributeView):
         rows = attribute_rows(spark, view, interval.start, interval.end)
+    elif state is not None:
+        rows = finish_state(view, state)
     else:
         rows = windowed_rows(spark, view, interval, arrived)
     schema = feature_table_schema(view)
@@ -158,6 +179,12 @@ def _arrivals(
                 found[name].example,
             )
     return found
+
+
+def written_tables(views: Sequence[AnyView]) -> list[str]:
+    """The tables compute writes for `views`: feature tables and real-time views' state."""
+    tables = [view.table for view in views]
+    return tables + [v.state_table for v in views if isinstance(v, FeatureView) and v.realtime]
 
 
 def compute(
@@ -191,8 +218,18 @@ def compute(
     arrived = _arrivals(spark, selected, interval)
 
     def write(view: AnyView, run: str) -> int:
+        state = None
+        if isinstance(view, FeatureView) and view.realtime:
+            replace_where(
+                typed_state(view, windowed_state(spark, view, interval, arrived)),
+                view.state_table,
+                predicate=condition,
+                partition_by=[PARTITION_COLUMN],
+                run=run,
+            )
+            state = versions_learned_in(spark.table(view.state_table), interval)
         replace_where(
-            view_rows(spark, view, interval, arrived),
+            view_rows(spark, view, interval, arrived, state),
             view.table,
             predicate=condition,
             partition_by=[PARTITION_COLUMN],
@@ -201,7 +238,7 @@ def compute(
         return int(versions_learned_in(spark.table(view.table), interval).count())
 
     with (
-        all_or_nothing(spark, [view.table for view in selected]) as run,
+        all_or_nothing(spark, written_tables(selected)) as run,
         progress(f"compute {len(selected)} views", len(selected)) as advance,
     ):
         # Leaving the pool waits for every view, failed or not, before any error is raised.

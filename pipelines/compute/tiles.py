@@ -71,11 +71,14 @@ class Measure:
     def name(self) -> str:
         return f"__{self.source}__{self.kind.value}__{self.column or ''}"
 
-    def tile(self, source: EventSource) -> Column:
-        """The aggregate of this measure over the events of one tile."""
+    def tile(self, source: EventSource, where: Column | None = None) -> Column:
+        """The aggregate of this measure over the events of one tile (those of a group
+        for which `where` holds, if given)."""
         if self.kind is Kind.ROWS:
-            return F.count(F.lit(1))
+            return F.count(F.lit(1) if where is None else F.when(where, F.lit(1)))
         value = F.col(str(self.column))
+        if where is not None:
+            value = F.when(where, value)
         if self.kind is Kind.NONNULL:
             return F.count(value)
         if self.kind is Kind.SUM:
@@ -153,14 +156,21 @@ def read_events(
     out of the declared range, a time before `earliest`) are skipped: ingest never writes
     them, and one written by another tool must not stop every compute whose window covers
     it (`arrivals` counts them)."""
-    table = spark.table(source.table)
     interval = Interval.parse(start, end)
     events = rows_in(
-        table, source.timestamp_column, interval, partition_column=source.partition_column
+        spark.table(source.table),
+        source.timestamp_column,
+        interval,
+        partition_column=source.partition_column,
     )
     arrived = F.col(source.ingestion_column) < utc_literal(interval.end)
+    return usable_events(events.where(arrived), source, key)
+
+
+def usable_events(events: DataFrame, source: EventSource, key: str) -> DataFrame:
+    """The rows of a source's clean table that compute aggregates for entities of `key`."""
     return events.where(
-        F.col(key).isNotNull() & arrived & row_problem(source, table.columns, UNUSABLE).isNull()
+        F.col(key).isNotNull() & row_problem(source, events.columns, UNUSABLE).isNull()
     )
 
 

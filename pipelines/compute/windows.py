@@ -56,7 +56,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features import Aggregation, FeatureView, Op
+from features import FeatureView, Op
 from pipelines.compute.tiles import (
     ARRIVAL_HOUR,
     EVENT_HOUR,
@@ -627,36 +627,30 @@ def _field(m: Measure) -> Callable[[Column], Column]:
     return lambda tile: tile[m.name]
 
 
-def _finish(
-    aggregation: Aggregation,
-    w: int,
-    value: dict[tuple[Measure, int], Column],
-    latest: dict[Measure, Column],
-) -> Column:
-    op = aggregation.op
-    first = measures_of(aggregation)[0]
-    if op is Op.COUNT:
-        return F.coalesce(value[(first, w)], F.lit(0))
-    if op is Op.SUM:
-        return F.coalesce(value[(first, w)].cast("double"), F.lit(0.0))
-    if op is Op.AVG:
-        total, count = (value[(m, w)] for m in measures_of(aggregation))
-        return F.when(count > 0, total.cast("double") / count)
-    if op is Op.APPROX_DISTINCT:
-        return F.coalesce(F.hll_sketch_estimate(value[(first, w)]), F.lit(0))
-    if op is Op.LAST:
-        found = latest[first]
-        # Exact in a double: hour boundaries in microseconds are far below 2^53.
-        hour = F.floor(F.unix_micros(found["ts"]) / F.lit(HOUR_MICROS))
-        return F.when(hour >= F.col(POS) - w + 1, found["value"])
-    return value[(first, w)]  # MIN, MAX: null when the window is empty
+StateEntry = tuple[Measure, int | None]
 
 
-def feature_rows(
+def state_entries(view: FeatureView) -> list[StateEntry]:
+    """What a row's window state holds: each measure over each window it is needed for,
+    and each LAST measure's latest value (window None: windows only filter it)."""
+    plan = plan_of(view)
+    entries: list[StateEntry] = [(m, w) for w in sorted(plan.needed) for m in plan.needed[w]]
+    return entries + [(m, None) for m in plan.latest]
+
+
+def state_column(entry: StateEntry) -> str:
+    """The column of a state entry, e.g. `__ad_clicks__rows____24h`."""
+    measure, window = entry
+    return f"{measure.name}__{'latest' if window is None else f'{window}h'}"
+
+
+def state_rows(
     view: FeatureView, tiles_by_source: dict[str, DataFrame], hours: HourRange
 ) -> DataFrame:
     """The versions `hours.first_version..last_version` of the view's rows
-    `hours.first_row..last_row`, in table order (no types)."""
+    `hours.first_row..last_row` before their values are finished: the key, the two
+    timestamps, one column per `state_entries` (`state_column`) and the partition column.
+    Merging two disjoint sets of events is merging these, measure by measure."""
     plan = plan_of(view)
     rows, names = settled_values(grid(view, tiles_by_source, hours), plan)
     rows = rows.where(F.col(POS) >= hours.first_row)
@@ -664,10 +658,51 @@ def feature_rows(
     rows = rows.where(
         (F.col(VERSION) >= hours.first_version) & (F.col(VERSION) <= hours.last_version)
     )
+    state = [
+        (value[(m, w)] if w is not None else latest[m]).alias(state_column((m, w)))
+        for m, w in state_entries(view)
+    ]
+    event_time = F.timestamp_seconds((F.col(POS) + 1) * 3600)
+    created = F.timestamp_seconds((F.col(VERSION) + 1) * 3600)
+    return rows.select(
+        F.col(plan.key),
+        event_time.alias(EVENT_TIMESTAMP),
+        created.alias(CREATED_TIMESTAMP),
+        *state,
+        F.to_date(event_time).alias(PARTITION_COLUMN),
+    )
+
+
+def finished_features(
+    view: FeatureView, state: Callable[[StateEntry], Column], window_end_hour: Column
+) -> dict[str, Column]:
+    """Each feature of the view from the state of windows that end at `window_end_hour`
+    (an hour index; `state` gives each entry's column)."""
     features: dict[str, Column] = {}
     for aggregation in view.aggregations:
-        for w in aggregation.windows:
-            features[aggregation.feature_name(w)] = _finish(aggregation, w.hours, value, latest)
+        measures = measures_of(aggregation)
+        for window in aggregation.windows:
+            w = window.hours
+            name = aggregation.feature_name(window)
+            op = aggregation.op
+            if op is Op.COUNT:
+                features[name] = F.coalesce(state((measures[0], w)), F.lit(0))
+            elif op is Op.SUM:
+                features[name] = F.coalesce(state((measures[0], w)).cast("double"), F.lit(0.0))
+            elif op is Op.AVG:
+                total, count = (state((m, w)) for m in measures)
+                features[name] = F.when(count > 0, total.cast("double") / count)
+            elif op is Op.APPROX_DISTINCT:
+                features[name] = F.coalesce(
+                    F.hll_sketch_estimate(state((measures[0], w))), F.lit(0)
+                )
+            elif op is Op.LAST:
+                found = state((measures[0], None))
+                # Exact in a double: hour boundaries in microseconds are far below 2^53.
+                hour = F.floor(F.unix_micros(found["ts"]) / F.lit(HOUR_MICROS))
+                features[name] = F.when(hour >= window_end_hour - w, found["value"])
+            else:  # MIN, MAX: null when the window is empty
+                features[name] = state((measures[0], w))
     # Ratios refer to count features: evaluate them from the same expressions.
     for ratio in view.ratios:
         numerator, denominator = features[ratio.numerator], features[ratio.denominator]
@@ -675,12 +710,25 @@ def feature_rows(
             F.lit(1.0),
             (numerator + F.lit(ratio.prior * ratio.weight)) / (denominator + F.lit(ratio.weight)),
         )
-    event_time = F.timestamp_seconds((F.col(POS) + 1) * 3600)
-    created = F.timestamp_seconds((F.col(VERSION) + 1) * 3600)
-    return rows.select(
-        F.col(plan.key),
-        event_time.alias(EVENT_TIMESTAMP),
-        created.alias(CREATED_TIMESTAMP),
+    return features
+
+
+def finish_state(view: FeatureView, state: DataFrame) -> DataFrame:
+    """Feature rows, in table order (no types), from `state_rows` or a state table."""
+    window_end_hour = F.expr(f"unix_micros({EVENT_TIMESTAMP}) div {HOUR_MICROS}")
+    features = finished_features(view, lambda entry: F.col(state_column(entry)), window_end_hour)
+    return state.select(
+        F.col(view.entity.join_key),
+        F.col(EVENT_TIMESTAMP),
+        F.col(CREATED_TIMESTAMP),
         *[column.alias(name) for name, column in features.items()],
-        F.to_date(event_time).alias(PARTITION_COLUMN),
+        F.col(PARTITION_COLUMN),
     )
+
+
+def feature_rows(
+    view: FeatureView, tiles_by_source: dict[str, DataFrame], hours: HourRange
+) -> DataFrame:
+    """The versions `hours.first_version..last_version` of the view's rows
+    `hours.first_row..last_row`, in table order (no types)."""
+    return finish_state(view, state_rows(view, tiles_by_source, hours))
