@@ -31,6 +31,9 @@ FEATURES = ["ad_performance:ad_clicks_count_1d", "member_ad_history:member_click
         ("SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp", FEATURES + FEATURES[:1], "more than once"),
         # a label column named like a requested feature
         ("SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp, 1 AS ad_clicks_count_1d", FEATURES, "ad_clicks_count_1d"),
+        # label columns named like the joins' own
+        ("SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp, 1 AS __pit_key", FEATURES, "'__pit_'"),
+        ("SELECT 1L AS member_id, 10L AS ad_id, TIMESTAMP'2026-03-02' AS event_timestamp, 1 AS __sawtooth_hour", FEATURES, "'__sawtooth_'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_error_and_writes_nothing(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features import REGISTRY, Registry
+from features import REGISTRY, FeatureView, Registry
 from pipelines.errors import MissingTableError, PlatformError
 from pipelines.training import delta
 from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
 from pipelines.training.metadata import LabelsRecord, TrainingSetRecord
+from pipelines.training.sawtooth import sawtooth_join
 from pipelines.training.spec import FeatureSelection, Mode, ViewRead, select_features
 
 Labels: TypeAlias = DataFrame | pd.DataFrame | str
@@ -22,6 +24,8 @@ Features: TypeAlias = str | list[str]
 PinnedTables: TypeAlias = tuple[tuple[ViewRead, DataFrame], ...]
 
 LABELS_COPY_SUFFIX = "__labels"
+# The joins' own columns (pipelines.training.asof and .sawtooth).
+RESERVED_PREFIXES = ("__pit_", "__sawtooth_", "__head__")
 
 _INTEGER_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
@@ -53,7 +57,9 @@ def build_training_set(
     `mode` says which values "as they were" means (`Mode`): `feast`, the latest row by
     event time with its latest version, as Feast's `get_historical_features` gives;
     `known`, only versions known at the label time; `serving`, only the versions the
-    online store served then, so each row equals what a model saw in production.
+    online store served then, so each row equals what a model saw in production;
+    `realtime`, real-time views at the exact label time (sawtooth windows), the others
+    as served.
 
     `labels`: a Spark or pandas DataFrame, a catalog table name or a Delta path, with
     the entity join keys of every requested view and `timestamp_column`; all its
@@ -76,6 +82,8 @@ def build_training_set(
     validate_labels(loaded, selection, timestamp_column)
     _check_names(loaded.df, selection.views)
     tables = pin_feature_tables(spark, selection)
+    if mode is Mode.REALTIME:
+        tables = pin_sawtooth_tables(spark, tables)
     if output_ref is not None and loaded.pinned is not None and loaded.pinned.ref == output_ref:
         raise TrainingSetError(f"output {output_ref} is the labels table itself")
 
@@ -108,14 +116,69 @@ def join_features(
     skew: SkewPolicy | None = None,
 ) -> DataFrame:
     """The join itself, on feature tables already read at their pinned versions."""
-    return point_in_time_join(
-        labels,
-        tables,
-        timestamp_column=timestamp_column,
-        stats=label_stats(labels, timestamp_column),
-        mode=mode,
-        skew=skew,
-    )
+    sawtooth = [view for view, _ in tables if mode is Mode.REALTIME and view.sawtooth_tables]
+    as_of = tuple((view, table) for view, table in tables if view not in sawtooth)
+    joined = labels
+    if as_of:
+        joined = point_in_time_join(
+            labels,
+            as_of,
+            timestamp_column=timestamp_column,
+            stats=label_stats(labels, timestamp_column),
+            mode=mode,
+            skew=skew,
+        )
+    for view in sawtooth:
+        declared = _current_declaration(view)
+        read = [delta.read_at(labels.sparkSession, t, v) for t, v in view.sawtooth_tables]
+        joined = sawtooth_join(
+            joined,
+            declared,
+            state=read[0],
+            events={s.name: df for s, df in zip(declared.sources, read[1:], strict=True)},
+            timestamp_column=timestamp_column,
+            features=view.features,
+        )
+    ordered = [f for view, _ in tables for f in view.features]
+    return joined.select(*[_column(c) for c in labels.columns], *[_column(f) for f in ordered])
+
+
+def _column(name: str) -> Column:
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _current_declaration(view: ViewRead) -> FeatureView:
+    """The declaration a sawtooth join merges with: sawtooth values are computed from the
+    view's aggregations, so they must still mean what the training set recorded."""
+    declared = select_features(REGISTRY, [f"{view.name}:{f}" for f in view.features])
+    feature_view = REGISTRY.view(view.name)
+    if declared.views[0].definition_hash != view.definition_hash or not isinstance(
+        feature_view, FeatureView
+    ):
+        raise TrainingSetError(
+            f"feature view {view.name} changed since the training set was recorded: "
+            "its sawtooth values cannot be rebuilt"
+        )
+    return feature_view
+
+
+def pin_sawtooth_tables(spark: SparkSession, tables: PinnedTables) -> PinnedTables:
+    """For Mode.REALTIME: each real-time view's state table and its sources' clean
+    tables, pinned at their current Delta versions."""
+    pinned = []
+    for view, table in tables:
+        declared = REGISTRY.view(view.name)
+        if isinstance(declared, FeatureView) and declared.realtime:
+            refs = [declared.state_table, *[source.table for source in declared.sources]]
+            for ref in refs:
+                if not spark.catalog.tableExists(ref):
+                    raise MissingTableError(
+                        f"table {ref} does not exist (compute feature view {view.name} first)"
+                    )
+            versions = tuple((ref, delta.current_version(spark, ref)) for ref in refs)
+            view = replace(view, sawtooth_tables=versions)
+        pinned.append((view, table))
+    return tuple(pinned)
 
 
 def _mode(mode: Mode | str) -> Mode:
@@ -247,9 +310,10 @@ def _check_names(labels: DataFrame, views: tuple[ViewRead, ...]) -> None:
                     "rename that column"
                 )
             taken.add(name)
-    internal = [c for c in labels.columns if c.startswith("__pit_")]
-    if internal:
-        raise TrainingSetError(f"labels columns {internal} use the reserved prefix '__pit_'")
+    for prefix in RESERVED_PREFIXES:
+        internal = [c for c in labels.columns if c.startswith(prefix)]
+        if internal:
+            raise TrainingSetError(f"labels columns {internal} use the reserved prefix {prefix!r}")
 
 
 def _from_pandas(spark: SparkSession, labels: pd.DataFrame) -> DataFrame:

@@ -24,7 +24,8 @@ def training_set_command(
         "--mode",
         help=(
             "Which values a label at t gets: feast (latest row by event time, as Feast), "
-            "known (versions known at t), serving (what the online store served at t)."
+            "known (versions known at t), serving (what the online store served at t), "
+            "realtime (real-time views at exact t, sawtooth windows; the others as served)."
         ),
     ),
     reproduce_from: str | None = typer.Option(

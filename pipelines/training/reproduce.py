@@ -36,6 +36,7 @@ def reproduce(spark: SparkSession, output: str, *, into: str | None = None) -> D
         return rebuilt
     into_ref = delta.normalize(into)
     inputs = {delta.normalize(output), record.labels.ref, *(view.table for view in record.views)}
+    inputs |= {table for view in record.views for table, _ in view.sawtooth_tables}
     if into_ref in inputs:
         raise TrainingSetError(f"cannot rebuild into {into_ref}: it is an input of the rebuild")
     delta.replace_with_properties(rebuilt, into_ref, record.to_properties())

@@ -28,13 +28,14 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from features import EventSource, FeatureView
+from features import DeclarationError, EventSource, FeatureView
+from features.errors import PlatformError
 from pipelines.compute.state import head_state, merged_state
 from pipelines.compute.tiles import HOUR_MICROS, hour_index, usable_events
 from pipelines.compute.windows import StateEntry, finished_features, state_column, state_entries
 from pipelines.delta_io import rows_in
 from pipelines.interval import Interval, floor_hour
-from pipelines.training.asof import label_stats, point_in_time_join
+from pipelines.training.asof import LabelStats, label_stats, point_in_time_join
 from pipelines.training.spec import Mode, ViewRead
 
 # Internal columns; labels may not use the `__` prefix (checked in pipelines.training.api).
@@ -63,6 +64,13 @@ def sawtooth_join(
     default) as of each label's exact time. `state` is the view's state table and
     `events` maps each of its sources to its clean table, read at versions the caller
     pins. Labels hold the view's join key and a timestamp column."""
+    if not view.realtime:
+        raise DeclarationError(
+            f"feature view {view.name} is not declared realtime: it keeps no window state"
+        )
+    missing = [source.table for source in view.sources if source.name not in events]
+    if missing:
+        raise PlatformError(f"sawtooth values of {view.name} need the events of {missing}")
     key = view.entity.join_key
     names = list(features) if features is not None else [f.name for f in view.features]
     label_time = F.col(timestamp_column).cast("timestamp")
@@ -78,15 +86,19 @@ def sawtooth_join(
         features=(*[state_column(e) for e in entries], _HAS_ROW),
         definition_hash="",
     )
+    stats = label_stats(labels, timestamp_column)
+    tail_stats = LabelStats(
+        stats.rows,
+        None if stats.earliest is None else floor_hour(stats.earliest),
+        None if stats.latest is None else floor_hour(stats.latest),
+    )
     core = point_in_time_join(
         with_tail,
         [(state_read, state.withColumn(_HAS_ROW, F.lit(True)))],
         timestamp_column=_TAIL_END,
-        stats=label_stats(with_tail, _TAIL_END),
+        stats=tail_stats,
         mode=Mode.KNOWN,
     )
-
-    stats = label_stats(labels, timestamp_column)
     if stats.earliest is None or stats.latest is None:
         joined = core.select("*", F.lit(False).alias(_HAS_HEAD))
         head_of: dict[StateEntry, Column] = {e: F.lit(None) for e in entries}

@@ -24,11 +24,15 @@ class Mode(StrEnum):
     KNOWN: only versions known at t (created_timestamp <= t): no later correction leaks in.
     SERVING: only versions the online store served at t (created_timestamp + the view's
     serving lag <= t): the row equals what serving returned at the label's time.
+    REALTIME: real-time views at the exact instant t, with sawtooth windows (the state
+    row known at floor_hour(t) merged with the events since: `pipelines.training.sawtooth`),
+    what the streaming path serves; the other views as SERVING.
     """
 
     FEAST = "feast"
     KNOWN = "known"
     SERVING = "serving"
+    REALTIME = "realtime"
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,15 @@ class ViewRead:
     definition_hash: str
     version: int | None = None
     serving_lag_seconds: int = 0
+    # Mode.REALTIME, a real-time view: (table, Delta version) of its state table, then of
+    # each source's clean table, in declaration order (the sawtooth join reads these).
+    sawtooth_tables: tuple[tuple[str, int], ...] = ()
 
     def visible_after_seconds(self, mode: Mode) -> int | None:
         """How long after created_timestamp a version counts (None: by event time alone)."""
         if mode is Mode.FEAST:
             return None
-        return self.serving_lag_seconds if mode is Mode.SERVING else 0
+        return self.serving_lag_seconds if mode in (Mode.SERVING, Mode.REALTIME) else 0
 
     def columns(self) -> list[str]:
         return [self.join_key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *self.features]
@@ -60,11 +67,13 @@ class ViewRead:
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["features"] = list(self.features)
+        record["sawtooth_tables"] = [list(pair) for pair in self.sawtooth_tables]
         return record
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> ViewRead:
-        return cls(**{**record, "features": tuple(record["features"])})
+        pairs = tuple((str(t), int(v)) for t, v in record.get("sawtooth_tables", ()))
+        return cls(**{**record, "features": tuple(record["features"]), "sawtooth_tables": pairs})
 
 
 @dataclass(frozen=True)
