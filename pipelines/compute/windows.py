@@ -65,6 +65,7 @@ from pipelines.compute.tiles import (
     Kind,
     Measure,
     TileHours,
+    hour_index,
     measures_of,
 )
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, PARTITION_COLUMN
@@ -715,7 +716,7 @@ def finished_features(
 
 def finish_state(view: FeatureView, state: DataFrame) -> DataFrame:
     """Feature rows, in table order (no types), from `state_rows` or a state table."""
-    window_end_hour = F.expr(f"unix_micros({EVENT_TIMESTAMP}) div {HOUR_MICROS}")
+    window_end_hour = hour_index(EVENT_TIMESTAMP)
     features = finished_features(view, lambda entry: F.col(state_column(entry)), window_end_hour)
     return state.select(
         F.col(view.entity.join_key),
