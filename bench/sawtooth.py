@@ -22,28 +22,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
 from bench.feature_compute import SPARK_CONF, START, synthesize_clean_tables
+from bench.materialize import timed as timed_between
 
 REALTIME = ("member_engagement", "ad_performance", "member_ad_history")
 JOINED = ("member_ad_history", "ad_performance")
 
 
 def timed(label: str, repeats: int, body: Callable[[], object]) -> float:
-    body()  # warm-up
-    seconds = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        body()
-        seconds.append(time.perf_counter() - began)
-        print(f"  {label}: {seconds[-1]:.1f} s", flush=True)
-    return statistics.median(seconds)
+    """Median seconds of `repeats` runs after a warm-up (nothing to reset between runs)."""
+    return timed_between(label, repeats, lambda: None, body)
 
 
 def main() -> None:

@@ -34,15 +34,22 @@ def spark_type(value_type: str) -> T.DataType:
 
 
 def feature_table_schema(view: AnyView) -> T.StructType:
-    key = view.entity.join_key
-    fields = [
-        T.StructField(key, spark_type(view.entity.value_type)),
-        T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
-        T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
-    ]
-    fields += [T.StructField(f.name, spark_type(f.value_type)) for f in view.features]
-    fields.append(T.StructField(PARTITION_COLUMN, T.DateType()))
-    return T.StructType(fields)
+    values = [T.StructField(f.name, spark_type(f.value_type)) for f in view.features]
+    return versioned_schema(view, values)
+
+
+def versioned_schema(view: AnyView, values: list[T.StructField]) -> T.StructType:
+    """The layout of a view's bitemporal tables (its feature table, a real-time view's state
+    table): the join key, the two timestamps, `values`, the partition column."""
+    return T.StructType(
+        [
+            T.StructField(view.entity.join_key, spark_type(view.entity.value_type)),
+            T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
+            T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
+            *values,
+            T.StructField(PARTITION_COLUMN, T.DateType()),
+        ]
+    )
 
 
 def learned_in(interval: Interval) -> str:

@@ -20,12 +20,7 @@ from pyspark.sql import types as T
 from features import EventSource, FeatureView
 from pipelines.compute.tiles import Kind, Measure
 from pipelines.compute.windows import StateEntry, state_column, state_entries
-from pipelines.feature_tables import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
-    PARTITION_COLUMN,
-    spark_type,
-)
+from pipelines.feature_tables import spark_type, versioned_schema
 
 # A merged sum of two 37-digit running totals needs the 38th digit.
 STATE_SUM_TYPE = T.DecimalType(38, 12)
@@ -52,17 +47,10 @@ def entry_type(view: FeatureView, entry: StateEntry) -> T.DataType:
 
 
 def state_table_schema(view: FeatureView) -> T.StructType:
-    key = view.entity.join_key
-    fields = [
-        T.StructField(key, spark_type(view.entity.value_type)),
-        T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
-        T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
-    ]
-    fields += [
+    values = [
         T.StructField(state_column(entry), entry_type(view, entry)) for entry in state_entries(view)
     ]
-    fields.append(T.StructField(PARTITION_COLUMN, T.DateType()))
-    return T.StructType(fields)
+    return versioned_schema(view, values)
 
 
 def typed_state(view: FeatureView, state: DataFrame) -> DataFrame:
