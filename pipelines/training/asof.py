@@ -7,7 +7,8 @@ These are the semantics of Feast's `get_historical_features` (Spark offline stor
 `Mode.FEAST`. In the other modes a row (a version) counts only once visible:
 `created_timestamp <= label time` as known (`Mode.KNOWN`, Feast's
 `filter_by_created_timestamp`), `created_timestamp + serving lag <= label time` as
-served (`Mode.SERVING`); among visible versions the same order picks the best one.
+served (`Mode.SERVING`, and `Mode.REALTIME` for the views that are not real-time); among
+visible versions the same order picks the best one.
 
 How, per entity key (views on the same key are joined in one pass, one shuffle):
 
