@@ -72,6 +72,11 @@ def from_unix_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def hour_number(moment: datetime) -> int:
+    """Whole hours from the epoch to `moment` (an aware or a naive UTC datetime)."""
+    return (moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)) // HOUR
+
+
 def floor_hour(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 

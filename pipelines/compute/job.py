@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,7 +42,6 @@ from features import REGISTRY, AnyView, AttributeView, FeatureView
 from pipelines.compute.attributes import attribute_rows
 from pipelines.compute.state import typed_state
 from pipelines.compute.tiles import (
-    HOUR_MICROS,
     Arrivals,
     arrivals,
     measures_of,
@@ -57,7 +56,7 @@ from pipelines.feature_tables import (
     learned_in,
     versions_learned_in,
 )
-from pipelines.interval import HOUR, Interval
+from pipelines.interval import HOUR, Interval, hour_number
 from pipelines.progress import progress
 
 LOG = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def windowed_state(
     window before those rows. `arrived` holds each source's `arrivals` if known.
     """
     key = view.entity.join_key
-    first_version, last_version = _hour(interval.start), _hour(interval.end) - 1
+    first_version, last_version = hour_number(interval.start), hour_number(interval.end) - 1
     first_row = first_version
     for source in view.sources:
         if arrived is None or source.name not in arrived:
@@ -129,11 +128,6 @@ def windowed_state(
         events = read_events(spark, source, key, read_from, interval.end)
         tiles_by_source[source.name] = tiles(events, source, key, measures, merged)
     return state_rows(view, tiles_by_source, hours)
-
-
-def _hour(moment: datetime) -> int:
-    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    return (moment - epoch) // timedelta(microseconds=HOUR_MICROS)
 
 
 def _moment(hour: int) -> datetime:

@@ -34,7 +34,7 @@ from pipelines.compute.state import head_state, merged_state
 from pipelines.compute.tiles import HOUR_MICROS, hour_index, usable_events
 from pipelines.compute.windows import StateEntry, finished_features, state_column, state_entries
 from pipelines.delta_io import rows_in
-from pipelines.interval import Interval, floor_hour
+from pipelines.interval import Interval, floor_hour, hour_number
 from pipelines.training.asof import LabelStats, label_stats, point_in_time_join
 from pipelines.training.spec import Mode, ViewRead
 
@@ -133,12 +133,6 @@ def sawtooth_join(
     )
 
 
-def _hour_of(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)) // timedelta(
-        microseconds=HOUR_MICROS
-    )
-
-
 def _head(
     view: FeatureView,
     source: EventSource,
@@ -149,7 +143,7 @@ def _head(
 ) -> DataFrame:
     """Per (entity, label time) of `points`, the head aggregates of `source`'s events."""
     key = view.entity.join_key
-    first_hour, last_hour = _hour_of(earliest), _hour_of(latest)
+    first_hour, last_hour = hour_number(earliest), hour_number(latest)
     longest = view.max_window.hours
     reach = Interval(
         floor_hour(earliest) - view.max_window.duration, latest + timedelta(microseconds=1)
