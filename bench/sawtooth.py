@@ -110,6 +110,7 @@ def main() -> None:
                 state=spark.table(view.state_table),
                 events={s.name: spark.table(s.table) for s in view.sources},
                 timestamp_column="label_time",
+                base_labels=labels,
             )
         return out
 

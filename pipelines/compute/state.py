@@ -78,8 +78,7 @@ def merged_state(measure: Measure, held: Column, fresh: Column) -> Column:
     """The state of a window over two disjoint sets of events, from the state of each
     (either may be null: no row, or no event)."""
     if measure.invertible:
-        zero = F.lit(0).cast(STATE_SUM_TYPE if measure.kind is Kind.SUM else "bigint")
-        return (F.coalesce(held, zero) + F.coalesce(fresh, zero)).cast(
-            STATE_SUM_TYPE if measure.kind is Kind.SUM else "bigint"
-        )
+        kind = STATE_SUM_TYPE if measure.kind is Kind.SUM else T.LongType()
+        zero = F.lit(0).cast(kind)
+        return (F.coalesce(held, zero) + F.coalesce(fresh, zero)).cast(kind)
     return measure.combine(held, fresh)  # least/greatest skip nulls; sketches checked

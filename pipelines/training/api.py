@@ -6,14 +6,13 @@ from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from features import REGISTRY, FeatureView, Registry
 from pipelines.errors import MissingTableError, PlatformError
 from pipelines.training import delta
-from pipelines.training.asof import SkewPolicy, label_stats, point_in_time_join
+from pipelines.training.asof import SkewPolicy, column_named, label_stats, point_in_time_join
 from pipelines.training.metadata import LabelsRecord, TrainingSetRecord
 from pipelines.training.sawtooth import sawtooth_join
 from pipelines.training.spec import FeatureSelection, Mode, ViewRead, select_features
@@ -138,13 +137,12 @@ def join_features(
             events={s.name: df for s, df in zip(declared.sources, read[1:], strict=True)},
             timestamp_column=timestamp_column,
             features=view.features,
+            base_labels=labels,
         )
     ordered = [f for view, _ in tables for f in view.features]
-    return joined.select(*[_column(c) for c in labels.columns], *[_column(f) for f in ordered])
-
-
-def _column(name: str) -> Column:
-    return F.col("`" + name.replace("`", "``") + "`")
+    return joined.select(
+        *[column_named(c) for c in labels.columns], *[column_named(f) for f in ordered]
+    )
 
 
 def _current_declaration(view: ViewRead) -> FeatureView:

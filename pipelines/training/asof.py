@@ -158,7 +158,7 @@ def point_in_time_join(
         prune_keys = stats.rows <= PRUNE_KEYS_MAX_LABELS
     label_columns = labels.columns
     rows = labels.select(
-        F.struct(*[_col(c) for c in label_columns]).alias(_LABEL),
+        F.struct(*[column_named(c) for c in label_columns]).alias(_LABEL),
         _as_timestamp(labels, timestamp_column).alias(_TIME),
     )
     out = rows
@@ -182,7 +182,7 @@ def point_in_time_join(
                 mode=mode,
                 prune_keys=prune_keys,
             )
-    features = [_col(name) for view, _ in views for name in view.features]
+    features = [column_named(name) for view, _ in views for name in view.features]
     return out.select(*[F.col(_LABEL)[c].alias(c) for c in label_columns], *features)
 
 
@@ -412,13 +412,14 @@ def _bucket(time: Column, width_us: int) -> Column:
 
 def _as_timestamp(labels: DataFrame, timestamp_column: str) -> Column:
     """The label time as an instant; TIMESTAMP_NTZ is read in the session time zone (UTC)."""
-    column = _col(timestamp_column)
+    column = column_named(timestamp_column)
     if isinstance(labels.schema[timestamp_column].dataType, T.TimestampNTZType):
         return column.cast(T.TimestampType())
     return column
 
 
-def _col(name: str) -> Column:
+def column_named(name: str) -> Column:
+    """A column by its name, quoted when the name is not a plain identifier."""
     if name.replace("_", "").isalnum():
         return F.col(name)
     return F.col("`" + name.replace("`", "``") + "`")

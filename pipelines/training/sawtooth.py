@@ -59,11 +59,17 @@ def sawtooth_join(
     events: Mapping[str, DataFrame],
     timestamp_column: str,
     features: Sequence[str] | None = None,
+    base_labels: DataFrame | None = None,
 ) -> DataFrame:
     """The label columns (unchanged, in order) followed by `features` of `view` (all by
     default) as of each label's exact time. `state` is the view's state table and
     `events` maps each of its sources to its clean table, read at versions the caller
-    pins. Labels hold the view's join key and a timestamp column."""
+    pins. Labels hold the view's join key and a timestamp column.
+
+    `base_labels`: when `labels` is the output of earlier joins over them (same rows,
+    more columns), the labels those joins started from. The label times' range and the
+    distinct (entity, time) pairs are then read from them, so the earlier joins are not
+    run again just for those."""
     if not view.realtime:
         raise DeclarationError(
             f"feature view {view.name} is not declared realtime: it keeps no window state"
@@ -86,7 +92,8 @@ def sawtooth_join(
         features=(*[state_column(e) for e in entries], _HAS_ROW),
         definition_hash="",
     )
-    stats = label_stats(labels, timestamp_column)
+    base = labels if base_labels is None else base_labels
+    stats = label_stats(base, timestamp_column)
     tail_stats = LabelStats(
         stats.rows,
         None if stats.earliest is None else floor_hour(stats.earliest),
@@ -104,7 +111,7 @@ def sawtooth_join(
         head_of: dict[StateEntry, Column] = {e: F.lit(None) for e in entries}
     else:
         points = (
-            labels.where(F.col(key).isNotNull() & label_time.isNotNull())
+            base.where(F.col(key).isNotNull() & label_time.isNotNull())
             .select(F.col(key).alias(_KEY), label_time.alias(_TIME), label_hour.alias(_HOUR))
             .distinct()
         )
