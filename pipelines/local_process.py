@@ -26,6 +26,9 @@ def free_port(host: str = LOOPBACK) -> int:
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers bind: connections of a stopped server left in TIME_WAIT do not
+        # keep it from starting again on its port; a listening socket does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -38,8 +38,10 @@ from features import EventSource
 from features.sources import EVENT_SOURCES
 from pipelines.config import settings
 from pipelines.delta_io import ensure_database
+from pipelines.errors import PlatformError
 from pipelines.ingest import ingest
-from pipelines.interval import HOUR, utc_literal
+from pipelines.interval import HOUR, parse_time, utc_literal
+from pipelines.streaming.fresh import FreshValues
 from pipelines.tables import QUARANTINE, quarantine_table, raw_schema, raw_table
 
 LOG = logging.getLogger(__name__)
@@ -110,6 +112,25 @@ def arrival_hours(raw: list[tuple[EventSource, DataFrame]]) -> list[datetime]:
     return sorted(hours)
 
 
+def arrival_span(messages: DataFrame) -> tuple[datetime, datetime] | None:
+    """The first and last arrival time of the events in these messages (None if there is
+    none), among those that are usable and not after the bus received them (by more than
+    the source's clock skew): a broken producer's far-future arrival time never moves the
+    stream's instant (`pipelines.streaming.fresh`)."""
+    spans = []
+    for source in EVENT_SOURCES:
+        arrived = F.col(source.ingestion_column)
+        skew = int(source.validity.clock_skew.total_seconds() * 1_000_000)
+        plausible = (arrived >= utc_literal(source.validity.earliest)) & (
+            F.unix_micros(arrived) <= F.unix_micros("__appended") + F.lit(skew)
+        )
+        rows = _parsed(messages, source).where(F.col(UNPARSED).isNull() & plausible)
+        spans.append(rows.select(arrived.alias("arrived")))
+    found = reduce(DataFrame.unionByName, spans).agg(F.min("arrived"), F.max("arrived"))
+    first, last = found.collect()[0]
+    return None if first is None else (parse_time(first), parse_time(last))
+
+
 def checkpoint_identity(checkpoint: Path) -> str:
     """An id that lives and dies with the checkpoint. Delta skips an idempotent write whose
     version is not above the last one of its app id; a new checkpoint restarts micro-batch
@@ -135,7 +156,9 @@ def _append_once(
     )
 
 
-def _batch_writer(identity: str, clean: bool = True) -> Callable[[DataFrame, int], None]:
+def _batch_writer(
+    identity: str, clean: bool = True, fresh: FreshValues | None = None
+) -> Callable[[DataFrame, int], None]:
     def write(messages: DataFrame, batch_id: int) -> None:
         spark = messages.sparkSession
         messages.persist()
@@ -156,6 +179,10 @@ def _batch_writer(identity: str, clean: bool = True) -> Callable[[DataFrame, int
                 for hour in arrival_hours(landed):
                     report = ingest(spark, start=hour, end=hour + HOUR)
                     LOG.info("micro-batch %d: %s", batch_id, " | ".join(report.lines()))
+                if fresh is not None:
+                    written = fresh.update(spark, arrival_span(messages))
+                    if written is not None:
+                        LOG.info("micro-batch %d: %s", batch_id, written.line())
         finally:
             messages.unpersist()
 
@@ -171,12 +198,16 @@ def land_events(
     checkpoint: Path | None = None,
     clean: bool = True,
     max_messages_per_batch: int | None = None,
+    fresh: FreshValues | None = None,
 ) -> Any:
     """Start the landing query and return it (a `StreamingQuery`). With `until_caught_up`
     it lands what the topics hold now and stops (`availableNow`); otherwise it runs a
     micro-batch every `trigger_seconds` until stopped. With `clean`, each micro-batch
     also ingests the hours it brought rows of (the raw tables of the dimensions must
-    exist, as for the hourly ingest)."""
+    exist, as for the hourly ingest). With `fresh` (which needs `clean`), each micro-batch
+    then writes the real-time views' values it changed to Redis (`streaming.fresh`)."""
+    if fresh is not None and not clean:
+        raise PlatformError("fresh values are computed from the clean tables: land with clean")
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap_servers)
@@ -190,7 +221,7 @@ def land_events(
     writer = (
         reader.load()
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(_batch_writer(checkpoint_identity(checkpoint), clean))
+        .foreachBatch(_batch_writer(checkpoint_identity(checkpoint), clean, fresh))
         .option("checkpointLocation", str(checkpoint))
     )
     if until_caught_up:

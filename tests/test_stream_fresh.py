@@ -1,0 +1,264 @@
+"""Fresh values through real Kafka, Spark Structured Streaming and Redis: what the stream
+serves at its instant is the sawtooth value at that instant (the brute-force oracle), and
+the `realtime` training value once the hourly batch has run.
+
+The generator's events are published in arrival order (late, malformed and hostile rows
+included). The first two hours are landed and computed as the hourly pipeline does; the
+stream then lands the following traffic in several micro-batches and writes the real-time
+views' values, across an hour boundary the batch has not computed yet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feature_oracle as oracle
+import pyarrow as pa
+import pytest
+
+from features import REGISTRY, FeatureView
+from features.catalog import database_prefix
+from features.sources import DIMENSION_SOURCES
+from pipelines.compute import compute
+from pipelines.delta_io import ensure_database
+from pipelines.generate import GeneratorConfig, generate
+from pipelines.interval import parse_time
+from pipelines.redis_server import RedisServer, free_port, redis_client
+from pipelines.serving.direct import OnlineReader
+from pipelines.serving.encoding import encode_entity_keys, timestamp_micros_from_proto
+from pipelines.serving.materialize import layout_for
+from pipelines.serving.store import repo_settings
+from pipelines.streaming.fresh import FreshValues, FreshValuesError
+from pipelines.streaming.land import land_events
+from pipelines.streaming.publish import publish
+from pipelines.streaming.topics import create_topics
+from pipelines.tables import raw_table
+from pipelines.training import build_training_set
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis]
+
+START = datetime(2026, 6, 2, 18, tzinfo=UTC)
+CONFIG = GeneratorConfig(scale=0.3, hostile_share=0.03, late_share=0.05)
+REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
+UNSEEN = 987_654_321
+
+
+def at(minutes: int) -> datetime:
+    return START + timedelta(minutes=minutes)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Redis server of this module alone: a test stops and restarts it."""
+    server = RedisServer(tmp_path_factory.mktemp("fresh-redis"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fresh(redis_server, tmp_path_factory: pytest.TempPathFactory) -> FreshValues:
+    return FreshValues(
+        redis_url=redis_server.url,
+        project=repo_settings().project,
+        marker=tmp_path_factory.mktemp("fresh") / "fresh-instant",
+        redis_wait=timedelta(minutes=3),
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("checkpoints") / "land"
+
+
+@pytest.fixture(scope="module")
+def batch_hours(spark, kafka_broker, checkpoint) -> None:
+    """Two hours landed by the stream without fresh values, then computed by the hourly
+    compute: the state the stream starts from. The dimensions' daily dumps land in raw as
+    files do (a scratch generation's), before any event."""
+    scratch = f"{database_prefix()}dimensions"
+    shares = {"late_share": CONFIG.late_share, "hostile_share": CONFIG.hostile_share}
+    generate(spark, start=at(0), end=at(1), scale=CONFIG.scale, database=scratch, **shares)
+    ensure_database(spark, raw_table(DIMENSION_SOURCES[0]).split(".")[0])
+    for dimension in DIMENSION_SOURCES:
+        spark.table(f"{scratch}.{dimension.name}").write.format("delta").mode(
+            "overwrite"
+        ).saveAsTable(raw_table(dimension))
+    create_topics(kafka_broker.bootstrap_servers)
+    _publish(kafka_broker, at(0), at(120))
+    _land(spark, kafka_broker, checkpoint, None)
+    compute(spark, start=at(0), end=at(120), views=REALTIME)
+
+
+def _publish(broker, start: datetime, end: datetime) -> int:
+    report = publish(broker.bootstrap_servers, start=start, end=end, config=CONFIG)
+    return sum(report.messages.values())
+
+
+def _land(spark, broker, checkpoint, fresh, batches: int = 1, published: int = 0, wait=True):
+    query = land_events(
+        spark,
+        bootstrap_servers=broker.bootstrap_servers,
+        until_caught_up=True,
+        checkpoint=checkpoint,
+        max_messages_per_batch=published // batches + 1 if batches > 1 else None,
+        fresh=fresh,
+    )
+    if wait:
+        query.awaitTermination(900)
+        assert query.exception() is None, query.exception()
+    return query
+
+
+def _events(spark) -> dict[str, list[dict[str, Any]]]:
+    sources = {s.name: s for v in REALTIME for s in v.sources}
+    return {
+        name: [row.asDict() for row in spark.table(source.table).collect()]
+        for name, source in sources.items()
+    }
+
+
+def _served(url: str, view: FeatureView, entities: list[Any]) -> list[dict[str, Any]]:
+    """What `OnlineReader` serves for each entity, with the event time stored with it."""
+    names = [f.name for f in view.features]
+    key = view.entity.join_key
+    with OnlineReader([f"{view.name}:{n}" for n in names], redis_url=url) as reader:
+        values = reader.get([{key: e} for e in entities])
+    layout = layout_for(view, repo_settings().project)
+    client = redis_client(url)
+    try:
+        stored = [
+            client.hget(k, layout.ts_field)
+            for k in encode_entity_keys(layout, pa.array(entities, pa.int64())).to_pylist()
+        ]
+    finally:
+        client.close()
+    served = []
+    for i, entity in enumerate(entities):
+        micros = timestamp_micros_from_proto(stored[i])
+        written = None if micros is None else datetime(1970, 1, 1) + timedelta(microseconds=micros)
+        served.append({key: entity, "written_at": written, **{n: values[n][i] for n in names}})
+    return served
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, float) and got is not None:
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
+    return got == want
+
+
+def _check_served_at(spark, url: str, instant: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Every entity of every real-time view (and one never seen) is served its sawtooth
+    value at the stream's instant; returns what was served."""
+    events = _events(spark)
+    moment = instant.replace(tzinfo=None)
+    served_by_view = {}
+    for view in REALTIME:
+        key = view.entity.join_key
+        entities = sorted(
+            {r[key] for s in view.sources for r in events[s.name] if r[key] is not None}
+        )
+        served = _served(url, view, [*entities, UNSEEN])
+        names = [f.name for f in view.features]
+        for row in served:
+            want = oracle.sawtooth_values(view, events, row[key], moment)
+            if want is None:
+                assert row["written_at"] is None and all(row[n] is None for n in names), row
+                continue
+            assert row["written_at"] is not None and row["written_at"] <= moment, row
+            for name in names:
+                assert _same(row[name], want[name]), (view.name, row[key], name, row, want[name])
+        served_by_view[view.name] = served
+    return served_by_view
+
+
+def test_served_values_are_the_sawtooth_values_at_the_streams_instant(
+    spark, kafka_broker, checkpoint, batch_hours, fresh, redis_server
+) -> None:
+    published = _publish(kafka_broker, at(120), at(150))
+    _land(spark, kafka_broker, checkpoint, fresh, batches=2, published=published)
+    first = fresh.last_instant()
+    assert first is not None and at(140) < first < at(150)
+    served = _check_served_at(spark, redis_server.url, first)
+    # The first micro-batch writes every known entity, the second those it touched.
+    times = {r["written_at"] for rows in served.values() for r in rows if r["written_at"]}
+    assert len(times) == 2
+
+    # Across 19:00 UTC + 2h, which compute has not reached: the stream rolls the hour.
+    published = _publish(kafka_broker, at(150), at(200))
+    _land(spark, kafka_broker, checkpoint, fresh, batches=3, published=published)
+    second = fresh.last_instant()
+    assert second is not None and at(190) < second < at(200)
+    served = _check_served_at(spark, redis_server.url, second)
+    rolled = at(180).replace(tzinfo=None)
+    assert any(r["written_at"] == rolled for rows in served.values() for r in rows)
+
+
+def test_once_the_batch_has_run_the_realtime_training_set_equals_what_was_served(
+    spark, batch_hours, fresh, redis_server
+) -> None:
+    instant = fresh.last_instant()
+    assert instant is not None
+    compute(spark, start=at(120), end=at(180), views=REALTIME)
+    for view in REALTIME:
+        key = view.entity.join_key
+        served = [
+            r for r in _served(redis_server.url, view, _known_entities(spark, view)) if r[key]
+        ]
+        labels = spark.createDataFrame(
+            [(r[key], instant) for r in served], f"{key} long, served_at timestamp"
+        )
+        refs = [f"{view.name}:{f.name}" for f in view.features]
+        training = {
+            row[key]: row.asDict()
+            for row in build_training_set(
+                spark, labels, refs, timestamp_column="served_at", mode="realtime"
+            ).collect()
+        }
+        for row in served:
+            for feature in view.features:
+                want = training[row[key]][feature.name]
+                assert _same(row[feature.name], want), (view.name, row[key], feature.name)
+
+
+def _known_entities(spark, view: FeatureView) -> list[Any]:
+    key = view.entity.join_key
+    keys = set()
+    for source in view.sources:
+        keys |= {r[key] for r in spark.table(source.table).select(key).distinct().collect()}
+    return sorted(k for k in keys if k is not None)
+
+
+def test_redis_down_stalls_the_stream_which_then_catches_up(
+    spark, kafka_broker, checkpoint, batch_hours, fresh, redis_server
+) -> None:
+    before = fresh.last_instant()
+    published = _publish(kafka_broker, at(200), at(215))
+    assert published > 0
+    url = redis_server.url
+    redis_server.stop()
+    query = _land(spark, kafka_broker, checkpoint, fresh, wait=False)
+    try:
+        time.sleep(20)
+        assert query.isActive and query.exception() is None
+        assert fresh.last_instant() == before  # nothing written, nothing skipped
+    finally:
+        redis_server.start()
+    assert redis_server.url == url
+    query.awaitTermination(900)
+    assert query.exception() is None, query.exception()
+    after = fresh.last_instant()
+    assert after is not None and after > at(205)
+    _check_served_at(spark, url, after)
+
+
+def test_a_stream_without_computed_state_says_what_to_run(spark, tmp_path) -> None:
+    writer = FreshValues(
+        redis_url="redis://127.0.0.1:1/0", project="p", marker=tmp_path / "instant"
+    )
+    with pytest.raises(FreshValuesError, match=r"holds nothing known by .*compute feature view"):
+        arrived = parse_time("2026-06-02T16:30:00Z")
+        writer.update(spark, (arrived, arrived))
