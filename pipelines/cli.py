@@ -22,7 +22,12 @@ from pipelines.serving.commands import (
     online_command,
     redis_app,
 )
-from pipelines.streaming.commands import kafka_app, replay_command, stream_ingest_command
+from pipelines.streaming.commands import (
+    kafka_app,
+    replay_command,
+    stream_command,
+    stream_ingest_command,
+)
 from pipelines.training.commands import labels_app, training_set_command
 
 app = typer.Typer(
@@ -70,6 +75,7 @@ app.command("online")(online_command)
 app.add_typer(redis_app, name="redis")
 app.add_typer(kafka_app, name="kafka")
 app.command("replay")(replay_command)
+app.command("stream")(stream_command)
 app.command("stream-ingest")(stream_ingest_command)
 app.add_typer(labels_app, name="labels")
 app.command("training-set")(training_set_command)

@@ -6,8 +6,9 @@ consistency; then runs the last hours as a day in the life (hourly runs, ad requ
 served between them with request logging, and the replay of every logged request through
 the training-set builder: serving mode must differ on nothing); builds a click-through
 training set as served and trains a baseline on it, and checks the test day's features for
-drift against the training days'; finally runs the hourly DAG for the next hour through
-Airflow.
+drift against the training days'; runs the hourly DAG for the next hour through
+Airflow; and finally streams the hour after it through Kafka at 60x real time, one minute, with
+the stream writing fresh values to Redis.
 Every step is one of the platform's own jobs; the demo only sequences and reports.
 """
 
@@ -206,6 +207,7 @@ def run_demo(
 
     if with_airflow:
         _airflow(end)
+        _streaming_minute(spark, end + HOUR, scale, redis_url)
 
     _say("\nDone. Explore the tables with:")
     _say("   source .venv/bin/activate   # sets SPARK_CONF_DIR=spark_conf")
@@ -296,6 +298,110 @@ def _airflow(end: datetime) -> None:
         for task_id, state in states.items():
             _say(f"   {task_id:<22} {state}")
         _say(f"   the tasks' reports and Airflow's log: {log}")
+
+
+STREAM_SPEED = 60.0  # an hour of traffic in a minute
+
+
+def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str) -> None:
+    import logging
+    import threading
+
+    from pipelines.config import settings
+    from pipelines.generate.world import GeneratorConfig
+    from pipelines.run_logs import run_log_path
+    from pipelines.serving.direct import OnlineReader
+    from pipelines.streaming.broker import ensure_kafka, local_broker
+    from pipelines.streaming.fresh import fresh_values
+    from pipelines.streaming.land import checkpoint_dir, land_events
+    from pipelines.streaming.publish import arrival_order, publish
+    from pipelines.streaming.topics import create_topics
+
+    traffic = Interval(start, start + HOUR)
+    config = GeneratorConfig(scale=scale)
+    with _step(
+        f"the real-time path: {traffic} replayed through Kafka at {STREAM_SPEED:g}x real time, "
+        "the stream landing it and writing fresh values to Redis"
+    ):
+        servers = ensure_kafka()
+        create_topics(servers)
+        plays = [
+            (arrived, row["member_id"])
+            for arrived, source, row in arrival_order(traffic, config)
+            if source.name == "playback_events" and row.get("member_id") is not None
+        ]
+        member = max({m for _, m in plays}, key=lambda m: sum(1 for _, x in plays if x == m))
+        fresh = fresh_values(checkpoint_dir(), redis_url)
+        # The stream logs a line per micro-batch: to a file, as the engines' output.
+        stream_log = run_log_path("stream")
+        to_file = logging.FileHandler(stream_log)
+        stream_logger = logging.getLogger("pipelines.streaming")
+        stream_logger.addHandler(to_file)
+        stream_logger.setLevel(logging.INFO)
+        stream_logger.propagate = False
+        query = land_events(spark, bootstrap_servers=servers, trigger_seconds=1.0, fresh=fresh)
+        paced_from: list[float] = []  # when the replay's pacing started (monotonic)
+        publisher = threading.Thread(
+            target=publish,
+            args=(servers,),
+            kwargs={
+                "start": traffic.start,
+                "end": traffic.end,
+                "speed": STREAM_SPEED,
+                "config": config,
+                "on_start": paced_from.append,
+            },
+            daemon=True,
+        )
+        publisher.start()
+        began = time.monotonic()
+        features = ["member_engagement:plays_count_1h", "member_engagement:plays_count_1d"]
+        mine = sum(1 for _, m in plays if m == member)
+        _say(f"   member {member}, {mine} of whose plays arrive in the hour (seconds: values)")
+        delays: list[float] = []
+        shown: tuple[Any, ...] | None = None
+        seen = None
+        caught_up = traffic.end - timedelta(minutes=1)
+        with OnlineReader(features, redis_url=redis_url) as reader:
+            while publisher.is_alive() or (seen or start) < caught_up:
+                if time.monotonic() - began > 300 or query.exception() is not None:
+                    break
+                time.sleep(0.5)
+                instant = fresh.last_instant()
+                if instant is None or instant < traffic.start or instant == seen or not paced_from:
+                    continue
+                seen = instant
+                # When the newest event the values hold was published (the replay's pacing).
+                published = paced_from[0] + (instant - traffic.start).total_seconds() / STREAM_SPEED
+                delays.append(time.monotonic() - published)
+                values = reader.get([{"member_id": member}])
+                now = (values["plays_count_1h"][0], values["plays_count_1d"][0])
+                if now == shown:
+                    continue
+                shown = now
+                arrived = sum(1 for a, m in plays if m == member and a < instant)
+                _say(
+                    f"   {time.monotonic() - paced_from[0]:6.1f}  as of {instant:%H:%M:%S} "
+                    f"({arrived} of its plays arrived, the newest published {delays[-1]:.1f} s "
+                    f"before): plays_count_1h {now[0]}, plays_count_1d {now[1]}"
+                )
+        query.stop()
+        publisher.join()
+        stream_logger.removeHandler(to_file)
+        stream_logger.propagate = True
+        to_file.close()
+        if query.exception() is not None:
+            raise StepFailedError(f"the stream failed: {query.exception()}")
+        if delays:
+            ordered = sorted(delays)
+            _say(
+                f"   {len(delays)} updates; the newest event of each was readable in Redis "
+                f"{ordered[len(ordered) // 2]:.1f} s (median), {ordered[-1]:.1f} s (max) after "
+                "it was published"
+            )
+        _say(f"   the stream's log (a line per micro-batch): {stream_log}")
+        if not settings().kafka_bootstrap_servers:
+            local_broker().stop()  # started above; `feature-platform kafka start` restarts it
 
 
 def demo_command(

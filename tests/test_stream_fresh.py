@@ -31,7 +31,7 @@ from pipelines.serving.direct import OnlineReader
 from pipelines.serving.encoding import encode_entity_keys, timestamp_micros_from_proto
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.store import repo_settings
-from pipelines.streaming.fresh import FreshValues, FreshValuesError
+from pipelines.streaming.fresh import MARKER, FreshValues, FreshValuesError, fresh_status
 from pipelines.streaming.land import land_events
 from pipelines.streaming.publish import publish
 from pipelines.streaming.topics import create_topics
@@ -53,25 +53,23 @@ def at(minutes: int) -> datetime:
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory):
     """A Redis server of this module alone: a test stops and restarts it."""
-    server = RedisServer(tmp_path_factory.mktemp("fresh-redis"), port=free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def fresh(redis_server, tmp_path_factory: pytest.TempPathFactory) -> FreshValues:
-    return FreshValues(
-        redis_url=redis_server.url,
-        project=repo_settings().project,
-        marker=tmp_path_factory.mktemp("fresh") / "fresh-instant",
-        redis_wait=timedelta(minutes=3),
-    )
+    with RedisServer(tmp_path_factory.mktemp("fresh-redis"), port=free_port()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("checkpoints") / "land"
+
+
+@pytest.fixture(scope="module")
+def fresh(redis_server, checkpoint) -> FreshValues:
+    return FreshValues(
+        redis_url=redis_server.url,
+        project=repo_settings().project,
+        marker=checkpoint / MARKER,
+        redis_wait=timedelta(minutes=3),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +187,20 @@ def test_served_values_are_the_sawtooth_values_at_the_streams_instant(
 
     # Across 19:00 UTC + 2h, which compute has not reached: the stream rolls the hour.
     published = _publish(kafka_broker, at(150), at(200))
-    _land(spark, kafka_broker, checkpoint, fresh, batches=3, published=published)
+    _land(spark, kafka_broker, checkpoint, fresh, batches=2, published=published)
     second = fresh.last_instant()
     assert second is not None and at(190) < second < at(200)
     served = _check_served_at(spark, redis_server.url, second)
     rolled = at(180).replace(tzinfo=None)
     assert any(r["written_at"] == rolled for rows in served.values() for r in rows)
+
+    status = fresh_status(checkpoint)  # what `stream --status` adds to the lag
+    assert (
+        status[0]
+        == f"fresh values: written as of {second.isoformat()} (just after the newest arrival)"
+    )
+    assert len(status) == 1 + len(REALTIME)
+    assert all(float(line.split()[-2]) > 0 for line in status[1:]), status
 
 
 def test_once_the_batch_has_run_the_realtime_training_set_equals_what_was_served(

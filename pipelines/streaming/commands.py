@@ -121,23 +121,11 @@ def replay_command(
     run_reporting_errors(body)
 
 
-def stream_ingest_command(
-    until_caught_up: bool = typer.Option(
-        False, "--until-caught-up", help="Land what the topics hold now, then stop"
-    ),
-    trigger_seconds: float = typer.Option(
-        5.0, "--trigger-seconds", min=0.5, help="Seconds between micro-batches when running on"
-    ),
-    status: bool = typer.Option(
-        False,
-        "--status",
-        help="Print how far the stream is behind (messages, age of the oldest not landed), "
-        "its last committed offsets and checkpoint size; exit 1 past the declared bound",
-    ),
+def _run_stream(
+    *, fresh: bool, until_caught_up: bool, trigger_seconds: float, status: bool
 ) -> None:
-    """Land the event topics in the raw tables with Spark Structured Streaming, exactly once
-    (checkpoint under <data_dir>/checkpoints), and ingest each micro-batch's hours into the
-    clean tables with the hourly job's rules. Runs until stopped unless --until-caught-up."""
+    """The body of `stream` (landing and fresh values) and `stream-ingest` (landing only)."""
+    name = "stream" if fresh else "stream-ingest"
 
     def show_status() -> None:
         from pipelines.steps import StepFailedError
@@ -151,29 +139,84 @@ def stream_ingest_command(
     def body() -> None:
         if status:
             show_status()
+            if fresh:
+                show_fresh_status()
             return
         from pipelines.spark import get_spark
         from pipelines.streaming.broker import bootstrap_servers
+        from pipelines.streaming.fresh import fresh_values
         from pipelines.streaming.land import checkpoint_dir, land_events
 
         servers = bootstrap_servers()
+        writer = fresh_values(checkpoint_dir()) if fresh else None
         query = land_events(
-            get_spark("stream-ingest"),
+            get_spark(name),
             bootstrap_servers=servers,
             until_caught_up=until_caught_up,
             trigger_seconds=trigger_seconds,
+            fresh=writer,
         )
-        typer.echo(
-            f"landing {servers} into the raw and clean tables (checkpoint {checkpoint_dir()})"
-        )
+        into = "the raw and clean tables" + (", and fresh values into Redis" if fresh else "")
+        typer.echo(f"landing {servers} into {into} (checkpoint {checkpoint_dir()})")
         try:
             query.awaitTermination()
         except KeyboardInterrupt:
             query.stop()
         failure = query.exception()
         if failure is not None:
-            raise PlatformError(f"stream-ingest failed: {str(failure).strip().splitlines()[0]}")
+            raise PlatformError(f"{name} failed: {str(failure).strip().splitlines()[0]}")
         landed = sum(p.get("numInputRows", 0) for p in query.recentProgress)
         typer.echo(f"landed {landed:,} messages in {len(query.recentProgress)} micro-batches")
+        if writer is not None:
+            show_fresh_status()
 
     run_reporting_errors(body)
+
+
+def show_fresh_status() -> None:
+    from pipelines.streaming.fresh import fresh_status
+    from pipelines.streaming.land import checkpoint_dir
+
+    for line in fresh_status(checkpoint_dir()):
+        typer.echo(line)
+
+
+_UNTIL_CAUGHT_UP = typer.Option(
+    False, "--until-caught-up", help="Land what the topics hold now, then stop"
+)
+_TRIGGER_SECONDS = typer.Option(
+    5.0, "--trigger-seconds", min=0.5, help="Seconds between micro-batches when running on"
+)
+_STATUS = typer.Option(
+    False,
+    "--status",
+    help="Print how far the stream is behind (messages, age of the oldest not landed), "
+    "its last committed offsets and checkpoint size; exit 1 past the declared bound",
+)
+
+
+def stream_command(
+    until_caught_up: bool = _UNTIL_CAUGHT_UP,
+    trigger_seconds: float = _TRIGGER_SECONDS,
+    status: bool = _STATUS,
+) -> None:
+    """The real-time path: land the event topics as `stream-ingest` does, then after each
+    micro-batch write the real-time views' fresh values (sawtooth windows, exactly the
+    `realtime` training values) into Redis in Feast's layout. Runs until stopped unless
+    --until-caught-up; the real-time views must have been computed once."""
+    _run_stream(
+        fresh=True, until_caught_up=until_caught_up, trigger_seconds=trigger_seconds, status=status
+    )
+
+
+def stream_ingest_command(
+    until_caught_up: bool = _UNTIL_CAUGHT_UP,
+    trigger_seconds: float = _TRIGGER_SECONDS,
+    status: bool = _STATUS,
+) -> None:
+    """Land the event topics in the raw tables with Spark Structured Streaming, exactly once
+    (checkpoint under <data_dir>/checkpoints), and ingest each micro-batch's hours into the
+    clean tables with the hourly job's rules. Runs until stopped unless --until-caught-up."""
+    _run_stream(
+        fresh=False, until_caught_up=until_caught_up, trigger_seconds=trigger_seconds, status=status
+    )

@@ -267,7 +267,9 @@ class FreshValues:
                 labels.unpersist()
             waits += retries
         self.marker.parent.mkdir(parents=True, exist_ok=True)
-        self.marker.write_text(f"{instant.isoformat()}\n")
+        written_marker = self.marker.with_suffix(".tmp")
+        written_marker.write_text(f"{instant.isoformat()}\n")
+        written_marker.replace(self.marker)  # readers (`--status`) never see half of it
         return FreshReport(instant, rows, written, time.perf_counter() - began, waits)
 
     def close(self) -> None:

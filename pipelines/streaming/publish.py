@@ -10,7 +10,7 @@ checked against what a batch generation writes. A row whose ingestion time is un
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -76,14 +76,23 @@ def publish(
     speed: float = 0.0,
     config: GeneratorConfig | None = None,
     echo: Echo | None = None,
+    topics: Mapping[str, str] | None = None,
+    on_start: Callable[[float], None] | None = None,
+    ordered: list[tuple[datetime, Any, dict]] | None = None,
 ) -> PublishReport:
     """Publish the events arriving in `[start, end)`; `speed` N paces them at N times real
-    time (0: as fast as the broker takes them). Fails if any message is not acknowledged."""
+    time (0: as fast as the broker takes them). Fails if any message is not acknowledged.
+
+    `topics` maps a source's name to a topic other than its own; `on_start` is called
+    with the `time.monotonic()` the pacing counts from (an event arriving at `a` is sent
+    at that plus `(a - start) / speed` seconds); `ordered` is the interval's
+    `arrival_order` when the caller has it already."""
     from confluent_kafka import Producer
 
     interval = Interval.parse(start, end)
     config = config or GeneratorConfig()
-    ordered = arrival_order(interval, config)
+    if ordered is None:
+        ordered = arrival_order(interval, config)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -100,8 +109,11 @@ def publish(
         if error is not None:
             failures.append(f"{message.topic()}: {error}")
 
-    report = PublishReport(interval, speed, {source.topic: 0 for source in EVENT_SOURCES})
+    topic_of = {source.name: source.topic for source in EVENT_SOURCES} | dict(topics or {})
+    report = PublishReport(interval, speed, {topic: 0 for topic in topic_of.values()})
     began = time.monotonic()
+    if on_start is not None:
+        on_start(began)
     said = began
     for arrived, source, row in ordered:
         if speed > 0:
@@ -111,12 +123,12 @@ def publish(
         key, value = encode(source, row)
         while True:
             try:
-                producer.produce(source.topic, key=key, value=value, on_delivery=delivered)
+                producer.produce(topic_of[source.name], key=key, value=value, on_delivery=delivered)
                 break
             except BufferError:  # the local queue is full: let the broker catch up
                 producer.poll(0.1)
         producer.poll(0)
-        report.messages[source.topic] += 1
+        report.messages[topic_of[source.name]] += 1
         if echo is not None and time.monotonic() - said >= PROGRESS_EVERY_S:
             said = time.monotonic()
             echo(f"  at {arrived:%Y-%m-%d %H:%M:%S}: {sum(report.messages.values()):,} published")

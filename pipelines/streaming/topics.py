@@ -69,7 +69,8 @@ def create_topics(bootstrap_servers: str, *, partitions: int = PARTITIONS) -> li
     has three brokers); returns the ones created."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    # Only errors: librdkafka logs its housekeeping at notice level on stderr.
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
     metadata = admin.list_topics(timeout=10)
     existing = set(metadata.topics)
     replicas = min(3, len(metadata.brokers))
