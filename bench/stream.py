@@ -321,13 +321,13 @@ def main() -> None:
     from pipelines.generate import generate
     from pipelines.generate.world import GeneratorConfig
     from pipelines.ingest import ingest
+    from pipelines.interval import Interval
     from pipelines.redis_server import RedisServer, free_port
     from pipelines.serving.store import repo_settings
     from pipelines.spark import get_spark
     from pipelines.streaming.broker import KafkaBroker
     from pipelines.streaming.fresh import MARKER, FreshValues
     from pipelines.streaming.land import land_events
-    from pipelines.interval import Interval
     from pipelines.streaming.publish import arrival_order, publish
     from pipelines.streaming.topics import create_topics
     from pipelines.tables import raw_table
