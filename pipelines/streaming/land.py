@@ -19,6 +19,10 @@ same rows): one source of truth, and raw = clean + quarantined holds.
 A message that is not a row of its source (not JSON, a value of the wrong type, empty)
 never becomes a raw row: it goes to the quarantine under its topic's name with reason
 `unparseable:value` and its text as the record, and the stream goes on.
+
+With fresh values on (`feature-platform stream`), the micro-batch then writes the
+real-time views' values it changed to Redis (`pipelines.streaming.fresh`) before Spark
+commits it, so the landing's lag bounds the fresh values' lag too.
 """
 
 from __future__ import annotations
