@@ -65,12 +65,38 @@ class Run:
         return self.events / self.published_seconds if self.published_seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """One rate's paced replay: the same events for the stream and for the anchor."""
+
+    servers: str
+    rate: float
+    speed: float
+    start: datetime
+    end: datetime
+    config: Any
+    ordered: list  # the interval's arrival order, generated once
+
+    def publish(self, on_start: Any, topics: dict[str, str] | None = None) -> Any:
+        from pipelines.streaming.publish import publish
+
+        return publish(
+            self.servers,
+            start=self.start,
+            end=self.end,
+            speed=self.speed,
+            config=self.config,
+            topics=topics,
+            on_start=on_start,
+            ordered=self.ordered,
+        )
+
+    def published_at(self, began: float, arrived: datetime) -> float:
+        return began + (arrived - self.start).total_seconds() / self.speed
+
+
 def _quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(values), q)) if values else float("nan")
-
-
-def _published_at(began: float, start: datetime, speed: float, arrived: datetime) -> float:
-    return began + (arrived - start).total_seconds() / speed
 
 
 def _usable_arrivals(ordered: list[tuple[datetime, Any, dict]]) -> list[datetime]:
@@ -78,16 +104,9 @@ def _usable_arrivals(ordered: list[tuple[datetime, Any, dict]]) -> list[datetime
     return [a for a, source, row in ordered if row.get(source.ingestion_column) is not None]
 
 
-def measure_stream(
-    servers: str, fresh: Any, rate: float, speed: float, start: datetime, seconds: float, config
-) -> tuple[Run, datetime, list]:
-    from pipelines.interval import Interval
-    from pipelines.streaming.publish import arrival_order, publish
-
-    end = start + timedelta(seconds=seconds * speed)
-    ordered = arrival_order(Interval(start, end), config)
-    arrivals = sorted(_usable_arrivals(ordered))
-    run = Run(rate)
+def measure_stream(traffic: Traffic, fresh: Any) -> Run:
+    arrivals = sorted(_usable_arrivals(traffic.ordered))
+    run = Run(traffic.rate)
     began: list[float] = []
     updates: list[tuple[float, datetime]] = []
     done = threading.Event()
@@ -103,15 +122,7 @@ def measure_stream(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    report = publish(
-        servers,
-        start=start,
-        end=end,
-        speed=speed,
-        config=config,
-        on_start=began.append,
-        ordered=ordered,
-    )
+    report = traffic.publish(began.append)
     stopped = time.monotonic()
     run.events = sum(report.messages.values())
     run.published_seconds = report.seconds
@@ -130,8 +141,8 @@ def measure_stream(
     for arrived in arrivals:
         i = bisect.bisect_right(instants, arrived)
         if i < len(updates):
-            run.freshness.append(updates[i][0] - _published_at(began[0], start, speed, arrived))
-    return run, end, ordered
+            run.freshness.append(updates[i][0] - traffic.published_at(began[0], arrived))
+    return run
 
 
 def _anchor_store(workdir: Path, redis_url: str) -> tuple[Any, dict[str, list[str]]]:
@@ -189,31 +200,20 @@ def _anchor_store(workdir: Path, redis_url: str) -> tuple[Any, dict[str, list[st
     return store, columns
 
 
-def measure_feast_push(
-    servers: str,
-    store: Any,
-    columns: dict[str, list[str]],
-    rate: float,
-    speed: float,
-    start: datetime,
-    end: datetime,
-    config,
-    ordered: list,
-) -> Run:
+def measure_feast_push(traffic: Traffic, store: Any, columns: dict[str, list[str]]) -> Run:
     import pandas as pd
     from confluent_kafka import Consumer
     from feast.data_source import PushMode
 
     from features.sources import EVENT_SOURCES
-    from pipelines.streaming.publish import publish
 
     topics = {s.name: f"{ANCHOR_TOPIC_PREFIX}{s.name}" for s in EVENT_SOURCES}
     by_topic = {topics[s.name]: s for s in EVENT_SOURCES}
-    run = Run(rate)
+    run = Run(traffic.rate)
     began: list[float] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": servers,
+            "bootstrap.servers": traffic.servers,
             "group.id": f"bench-feast-{time.time_ns()}",
             "auto.offset.reset": "latest",
             "enable.auto.commit": False,
@@ -227,18 +227,7 @@ def measure_feast_push(
     report_box: list[Any] = []
 
     def produce() -> None:
-        report_box.append(
-            publish(
-                servers,
-                start=start,
-                end=end,
-                speed=speed,
-                config=config,
-                topics=topics,
-                on_start=began.append,
-                ordered=ordered,
-            )
-        )
+        report_box.append(traffic.publish(began.append, topics))
         finished.set()
 
     producer = threading.Thread(target=produce, daemon=True)
@@ -277,7 +266,7 @@ def measure_feast_push(
             now = time.monotonic()
             run.batches += 1
             for a in arrived:
-                run.freshness.append(now - _published_at(began[0], start, speed, a.to_pydatetime()))
+                run.freshness.append(now - traffic.published_at(began[0], a.to_pydatetime()))
         if finished.is_set():
             if polled:
                 quiet_since = None
@@ -379,14 +368,13 @@ def main() -> None:
         for rate in args.rates:
             speed = rate / per_data_second
             print(f"rate {rate:,.0f}/s: {speed:.1f}x real time from {cursor:%H:%M:%S}", flush=True)
-            ours, end, ordered = measure_stream(
-                servers, fresh, rate, speed, cursor, args.seconds, config
-            )
+            end = cursor + timedelta(seconds=args.seconds * speed)
+            ordered = arrival_order(Interval(cursor, end), config)
+            traffic = Traffic(servers, rate, speed, cursor, end, config, ordered)
+            ours = measure_stream(traffic, fresh)
             if query.exception() is not None:
                 raise SystemExit(f"the stream failed: {query.exception()}")
-            feast = measure_feast_push(
-                servers, store, columns, rate, speed, cursor, end, config, ordered
-            )
+            feast = measure_feast_push(traffic, store, columns)
             results.append((ours, feast, speed))
             cursor = end
         query.stop()
