@@ -306,6 +306,7 @@ STREAM_SPEED = 60.0  # an hour of traffic in a minute
 def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str) -> None:
     import logging
     import threading
+    from collections import Counter
 
     from pipelines.config import settings
     from pipelines.generate.world import GeneratorConfig
@@ -330,7 +331,8 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
             for arrived, source, row in arrival_order(traffic, config)
             if source.name == "playback_events" and row.get("member_id") is not None
         ]
-        member = max({m for _, m in plays}, key=lambda m: sum(1 for _, x in plays if x == m))
+        plays_of = Counter(m for _, m in plays)
+        member = max(plays_of, key=plays_of.__getitem__)
         fresh = fresh_values(checkpoint_dir(), redis_url)
         # The stream logs a line per micro-batch: to a file, as the engines' output.
         stream_log = run_log_path("stream")
@@ -356,8 +358,9 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
         publisher.start()
         began = time.monotonic()
         features = ["member_engagement:plays_count_1h", "member_engagement:plays_count_1d"]
-        mine = sum(1 for _, m in plays if m == member)
-        _say(f"   member {member}, {mine} of whose plays arrive in the hour (seconds: values)")
+        _say(
+            f"   member {member}, {plays_of[member]} of whose plays arrive in the hour (seconds: values)"
+        )
         delays: list[float] = []
         shown: tuple[Any, ...] | None = None
         seen = None

@@ -9,7 +9,8 @@ before `event_timestamp`), one column per feature, and the partition column
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features import AnyView
@@ -62,3 +63,16 @@ def learned_in(interval: Interval) -> str:
 def versions_learned_in(features: DataFrame, interval: Interval) -> DataFrame:
     """The rows of a feature table that `learned_in` selects."""
     return rows_in(features, CREATED_TIMESTAMP, interval, closed="end")
+
+
+_RANK = "__newest_rank"
+
+
+def newest_per_entity(rows: DataFrame, key: str) -> DataFrame:
+    """Per entity, its row with the greatest `event_timestamp`, then `created_timestamp`:
+    the value a reader of the table's versions sees last (materialize, the stream)."""
+    newest_first = Window.partitionBy(key).orderBy(
+        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc()
+    )
+    ranked = rows.withColumn(_RANK, F.row_number().over(newest_first))
+    return ranked.where(F.col(_RANK) == 1).drop(_RANK)

@@ -34,13 +34,18 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import REGISTRY, AnyView
 from pipelines.delta_io import require_table
 from pipelines.errors import PlatformError
-from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, versions_learned_in
+from pipelines.feature_tables import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    newest_per_entity,
+    versions_learned_in,
+)
 from pipelines.interval import Interval, utc_literal
 from pipelines.progress import progress
 from pipelines.redis_server import redacted
@@ -48,7 +53,6 @@ from pipelines.serving.encoding import ViewLayout, view_layout
 from pipelines.serving.redis_writer import DEFAULT_CHUNK_ROWS, RESULT_SCHEMA, PartitionWriter
 from pipelines.serving.store import repo_settings, resolve_redis_url
 
-_RANK = "_latest_rank"
 PARALLEL_VIEWS = 4
 
 
@@ -118,13 +122,8 @@ def learned_rows(features: DataFrame, view: AnyView, interval: Interval) -> Data
     oldest = oldest_servable_event(view, interval)
     if oldest is not None:
         learned = learned.where(F.col(EVENT_TIMESTAMP) >= utc_literal(oldest))
-    newest_first = Window.partitionBy(key).orderBy(
-        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc()
-    )
-    return (
-        learned.withColumn(_RANK, F.row_number().over(newest_first))
-        .where(F.col(_RANK) == 1)
-        .select(key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *[f.name for f in view.features])
+    return newest_per_entity(learned, key).select(
+        key, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *[f.name for f in view.features]
     )
 
 

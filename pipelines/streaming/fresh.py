@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import REGISTRY, FeatureView
 from features.errors import PlatformError
 from pipelines.compute.job import windowed_state
 from pipelines.compute.state import typed_state
-from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, newest_per_entity
 from pipelines.interval import Interval, floor_hour, parse_time, utc_literal
 from pipelines.redis_server import RedisUnavailableError, check_redis, redacted
 from pipelines.serving.materialize import layout_for
@@ -52,7 +52,6 @@ LOG = logging.getLogger(__name__)
 DEFAULT_REDIS_WAIT = timedelta(minutes=10)
 _RETRY_EVERY_S = 2.0
 _LABEL_TIME = "__fresh_time"
-_RANK = "__fresh_rank"
 # Arrival times are microseconds: the instant just after an arrival counts it.
 _TICK = timedelta(microseconds=1)
 # Beside the stream's checkpoint: the instant the values were last written as of.
@@ -90,15 +89,13 @@ def known_state(spark: SparkSession, view: FeatureView, hour: datetime) -> DataF
 
 def latest_state(known: DataFrame, view: FeatureView, hour: datetime) -> DataFrame:
     """Per entity, the newest of the state rows `known` at `hour`."""
-    newest_first = Window.partitionBy(view.entity.join_key).orderBy(
-        F.col(EVENT_TIMESTAMP).desc(), F.col(CREATED_TIMESTAMP).desc()
-    )
-    return (
-        known.where(F.col(EVENT_TIMESTAMP) <= utc_literal(hour))
-        .withColumn(_RANK, F.row_number().over(newest_first))
-        .where(F.col(_RANK) == 1)
-        .drop(_RANK)
-    )
+    at_or_before = known.where(F.col(EVENT_TIMESTAMP) <= utc_literal(hour))
+    return newest_per_entity(at_or_before, view.entity.join_key)
+
+
+def instant_in(marker: Path) -> datetime | None:
+    """The instant the stream's values were last written as of (None: never)."""
+    return parse_time(marker.read_text().strip()) if marker.exists() else None
 
 
 @dataclass
@@ -135,9 +132,7 @@ class FreshValues:
     _states: dict[str, _HourState] = field(default_factory=dict)
 
     def last_instant(self) -> datetime | None:
-        if not self.marker.exists():
-            return None
-        return parse_time(self.marker.read_text().strip())
+        return instant_in(self.marker)
 
     def _state_at(self, spark: SparkSession, view: FeatureView, hour: datetime) -> DataFrame:
         held = self._states.get(view.name)
@@ -299,7 +294,7 @@ def fresh_status(checkpoint: Path) -> list[str]:
     as of, and the size on disk of the window state they are merged from."""
     from pipelines.config import settings
 
-    instant = FreshValues("", "", checkpoint / MARKER).last_instant()
+    instant = instant_in(checkpoint / MARKER)
     lines = [
         "fresh values: none written yet"
         if instant is None
