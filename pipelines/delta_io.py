@@ -54,6 +54,7 @@ def replace_where(
     partition_by: Sequence[str] = (),
     properties: dict[str, str] | None = None,
     run: str | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Atomically replace the rows of `table` matching `predicate` with `df`.
 
@@ -61,7 +62,8 @@ def replace_where(
     failed write leaves the table as it was. Rerunning with the same `df` gives the
     same table (idempotent). Every row of `df` must satisfy `predicate`; Delta
     checks this and fails the write otherwise. Creates the table on first use. `run`
-    marks the commit as a write of an `all_or_nothing` run.
+    marks the commit as a write of an `all_or_nothing` run; `merge_schema` adds the
+    columns `df` has and the table lacks.
     """
     spark = df.sparkSession
     ensure_database(spark, table.split(".")[0])
@@ -77,6 +79,8 @@ def replace_where(
         if properties:
             set_properties(spark, table, properties)
         return
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     writer.mode("overwrite").option("replaceWhere", predicate).saveAsTable(table)
 
 

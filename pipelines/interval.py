@@ -72,6 +72,11 @@ def from_unix_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def to_unix_micros(moment: datetime) -> int:
+    """Microseconds from the epoch to `moment` (an aware or a naive UTC datetime)."""
+    return (parse_time(moment) - _EPOCH) // timedelta(microseconds=1)
+
+
 def hour_number(moment: datetime) -> int:
     """Whole hours from the epoch to `moment` (an aware or a naive UTC datetime)."""
     return (moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)) // HOUR

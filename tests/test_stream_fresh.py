@@ -11,6 +11,7 @@ views' values, across an hour boundary the batch has not computed yet.
 from __future__ import annotations
 
 import math
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,15 +22,17 @@ import pytest
 
 from features import REGISTRY, FeatureView
 from features.catalog import database_prefix
-from features.sources import DIMENSION_SOURCES
+from features.sources import DIMENSION_SOURCES, ad_impressions
 from pipelines.compute import compute
 from pipelines.delta_io import ensure_database
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.interval import parse_time
+from pipelines.quality.replay import replay
 from pipelines.redis_server import RedisServer, free_port, redis_client
 from pipelines.serving.direct import OnlineReader
 from pipelines.serving.encoding import encode_entity_keys, timestamp_micros_from_proto
-from pipelines.serving.materialize import layout_for
+from pipelines.serving.materialize import layout_for, materialize
+from pipelines.serving.request_log import RequestLog, log_directory
 from pipelines.serving.store import repo_settings
 from pipelines.streaming.fresh import MARKER, FreshValues, FreshValuesError, fresh_status
 from pipelines.streaming.land import land_events
@@ -43,6 +46,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 START = datetime(2026, 6, 2, 18, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.3, hostile_share=0.03, late_share=0.05)
 REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
+REALTIME_NAMES = {v.name for v in REALTIME}
 UNSEEN = 987_654_321
 
 
@@ -197,7 +201,7 @@ def test_served_values_are_the_sawtooth_values_at_the_streams_instant(
     status = fresh_status(checkpoint)  # what `stream --status` adds to the lag
     assert (
         status[0]
-        == f"fresh values: written as of {second.isoformat()} (just after the newest arrival)"
+        == f"fresh values: written as of {second.isoformat()} (every event that arrived before it)"
     )
     assert len(status) == 1 + len(REALTIME)
     assert all(float(line.split()[-2]) > 0 for line in status[1:]), status
@@ -259,6 +263,75 @@ def test_redis_down_stalls_the_stream_which_then_catches_up(
     after = fresh.last_instant()
     assert after is not None and after > at(205)
     _check_served_at(spark, url, after)
+
+
+def test_requests_served_while_the_stream_writes_replay_to_their_realtime_training_rows(
+    spark, kafka_broker, checkpoint, batch_hours, fresh, redis_server, tmp_path
+) -> None:
+    """The replay check over stream-served values: ctr_model requests at random instants,
+    many while micro-batches write their values, logged and replayed in `realtime` mode,
+    late events included: no value differs."""
+    service = "ctr_model"
+    attributes = [name for name in REGISTRY.resolve(service) if name not in REALTIME_NAMES]
+    compute(spark, start=at(0), end=at(120), views=attributes)
+    materialize(
+        spark,
+        start=at(0),
+        end=at(120),
+        views=attributes,
+        redis_url=redis_server.url,
+        record_in_feast=False,
+    )
+    published = _publish(kafka_broker, at(215), at(225))
+    pairs = [
+        (r["member_id"], r["ad_id"])
+        for r in spark.table(ad_impressions.table)
+        .where("member_id IS NOT NULL AND ad_id IS NOT NULL")
+        .select("member_id", "ad_id")
+        .distinct()
+        .orderBy("member_id", "ad_id")
+        .collect()
+    ]
+    pick = random.Random(20)
+    log_root = tmp_path / "served"
+
+    def serve(reader: OnlineReader) -> None:
+        rows = [{"member_id": m, "ad_id": a} for m, a in pick.sample(pairs, 3)]
+        # The ad server's clock: after every arrival the stream is landing.
+        reader.get(rows, as_of=at(225) + timedelta(seconds=pick.uniform(0, 900)))
+
+    during = 0
+    before = fresh.last_instant()
+    assert before is not None
+    log = RequestLog(service, sample=1.0, directory=log_directory(service, log_root))
+    with log, OnlineReader(service, redis_url=redis_server.url, log=log) as reader:
+        query = _land(spark, kafka_broker, checkpoint, fresh, 2, published, wait=False)
+        while query.isActive:
+            serve(reader)
+            during += 1
+            time.sleep(0.05)
+        assert query.exception() is None, query.exception()
+        for _ in range(100):
+            serve(reader)
+    assert during > 100
+
+    logged = spark.read.parquet(str(log_directory(service, log_root)))
+    instants = {r[0] for r in logged.select("member_engagement__values_as_of").distinct().collect()}
+    # Served before the first micro-batch was written, and after the last.
+    assert {before.replace(tzinfo=None), fresh.last_instant().replace(tzinfo=None)} <= instants
+
+    realtime = replay(
+        spark, start=at(225), end=at(240), services=[service], mode="realtime", log_root=log_root
+    )
+    assert realtime.requests[service] == 3 * (during + 100)
+    assert realtime.success and realtime.differing_rows == 0, "\n".join(realtime.lines())
+    age = realtime.values_age[service]
+    assert age is not None and 0 < age[0] <= age[1] < 30 * 60
+    # The same log against the hourly values: the stream's values are fresher.
+    hourly = replay(
+        spark, start=at(225), end=at(240), services=[service], mode="serving", log_root=log_root
+    )
+    assert not hourly.success and hourly.differing_rows > 0
 
 
 def test_a_stream_without_computed_state_says_what_to_run(spark, tmp_path) -> None:

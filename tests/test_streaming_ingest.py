@@ -174,7 +174,8 @@ def test_a_replayed_micro_batch_is_written_once(spark, broker, tmp_path):
     )
     _, value = encode(source, row)
     messages = spark.createDataFrame(
-        [(source.topic, bytearray(value), START)], "topic string, value binary, timestamp timestamp"
+        [(source.topic, 0, 0, bytearray(value), START)],
+        "topic string, partition int, offset long, value binary, timestamp timestamp",
     )
     write = _batch_writer(checkpoint_identity(tmp_path / "fresh"), clean=False)
     before = spark.table(raw_table(source)).count()

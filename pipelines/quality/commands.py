@@ -59,7 +59,7 @@ def consistency_command(
     mode: str = typer.Option(
         "serving",
         "--mode",
-        help="With --replay: the training-set mode to compare (serving, known, feast)",
+        help="With --replay: the training-set mode to compare (serving, known, feast, realtime)",
     ),
     services: str | None = typer.Option(
         None, "--services", help="With --replay: comma-separated feature services (default: all)"

@@ -12,6 +12,11 @@ that claims to equal serving), and compares, per feature:
 - `smape`: mean symmetric absolute percentage error over numeric values present on both
   sides (0 for identical values), as Chronon reports it.
 
+In `Mode.REALTIME` (what the stream serves), each real-time view's features are rebuilt
+at the instant logged with them, the instant the stream had written that value as of
+(`pipelines.serving.direct`), since a value served at t lags t by the stream's
+freshness; the report gives that age too.
+
 The measures go to `monitoring.replay_metrics` (one row per interval, service, mode and
 feature; a rerun replaces them), Great Expectations gates them (default: zero tolerance),
 and Data Docs are written. Nothing is written when the interval has no logged requests
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,7 @@ from pipelines.serving.request_log import (
     definitions_hash,
     log_directory,
     service_columns,
+    values_as_of_columns,
 )
 from pipelines.training.spec import Mode
 
@@ -122,6 +128,9 @@ class ReplayReport:
     result: TableResult
     docs_index: Path
     seconds: float
+    # Mode.REALTIME: per service, the median and greatest age of the served real-time
+    # values at their requests (None: no stream had written them).
+    values_age: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -145,6 +154,13 @@ class ReplayReport:
             f"requests, {len(bad)} of {len(self.features)} features differ "
             f"({self.rows_differing_ratio():.2%} of values), {self.seconds:.1f} s"
         ]
+        for service, age in self.values_age.items():
+            out.append(
+                f"  {service}: real-time values were served {age[0]:.1f} s old at the median "
+                f"(at most {age[1]:.1f} s), each rebuilt at the instant it was as of"
+                if age
+                else f"  {service}: no fresh values were served (no stream wrote them)"
+            )
         for f in sorted(bad, key=lambda f: -f.differing_ratio):
             out.append(
                 f"  x {f.service}:{f.feature}: {f.differing_ratio:.1%} of requests differ "
@@ -174,6 +190,10 @@ def load_request_log(
             T.StructField(REQUEST_ID, T.StringType()),
             T.StructField(REQUEST_TIME, T.TimestampType()),
             *[T.StructField(name, spark_type(kind)) for name, kind in [*keys, *features]],
+            *[
+                T.StructField(column, T.TimestampType())
+                for column, _ in values_as_of_columns(service)
+            ],
             T.StructField(DEFINITIONS_HASH, T.StringType()),
         ]
     )
@@ -208,8 +228,6 @@ def replay(
     log_root: Path | None = None,
 ) -> ReplayReport:
     """Replay the requests logged in `[start, end)` (see the module docstring)."""
-    from pipelines.training import build_training_set
-
     started = time.perf_counter()
     interval = Interval.parse(start, end)
     mode = Mode(mode)
@@ -228,21 +246,25 @@ def replay(
         )
     requests: dict[str, int] = {}
     measures: list[FeatureReplay] = []
+    ages: dict[str, tuple[float, float] | None] = {}
     for name, logged in logs.items():
         replace_where(
             logged,
             served_table(name),
             predicate=interval.sql(REQUEST_TIME),
             partition_by=["request_date"],
+            merge_schema=True,  # a view declared real-time adds a column to its log
         )
         served = rows_in(
             spark.table(served_table(name)), REQUEST_TIME, interval, partition_column="request_date"
         )
-        keys, features = service_columns(name)
-        labels = served.select(REQUEST_ID, REQUEST_TIME, *[k for k, _ in keys])
-        offline = build_training_set(
-            spark, labels, name, timestamp_column=REQUEST_TIME, mode=mode
-        ).select(REQUEST_ID, *[F.col(f).alias(f"{f}{_OFFLINE}") for f, _ in features])
+        _, features = service_columns(name)
+        at_instants = values_as_of_columns(name) if mode is Mode.REALTIME else []
+        offline = _rebuilt(spark, served, name, mode, at_instants).select(
+            REQUEST_ID, *[F.col(f).alias(f"{f}{_OFFLINE}") for f, _ in features]
+        )
+        if at_instants:
+            ages[name] = _values_age(served, [column for column, _ in at_instants])
         both = served.select(
             REQUEST_ID, *[F.col(f).alias(f"{f}{_SERVED}") for f, _ in features]
         ).join(offline, REQUEST_ID)
@@ -273,7 +295,54 @@ def replay(
         result=result,
         docs_index=runner.docs_index,
         seconds=time.perf_counter() - started,
+        values_age=ages,
     )
+
+
+def _rebuilt(
+    spark: SparkSession,
+    served: DataFrame,
+    service: str,
+    mode: Mode,
+    at_instants: list[tuple[str, str]],
+) -> DataFrame:
+    """The training rows of the logged requests, by request id: at the request time, and
+    each view of `at_instants` ((column, view) pairs) at the instant logged in its column,
+    the instant its served value was as of (the request time where none was logged)."""
+    from pipelines.training import build_training_set
+
+    keys = [k for k, _ in service_columns(service)[0]]
+    resolved = REGISTRY.resolve(service)
+    by_instant = {view for _, view in at_instants}
+    rest = [f"{v}:{f}" for v, names in resolved.items() if v not in by_instant for f in names]
+    groups = [(F.col(REQUEST_TIME), rest)] if rest else []
+    groups += [
+        (F.coalesce(column, REQUEST_TIME), [f"{view}:{f}" for f in resolved[view]])
+        for column, view in at_instants
+    ]
+    rebuilt: DataFrame | None = None
+    for label_time, refs in groups:
+        labels = served.select(REQUEST_ID, label_time.alias(REQUEST_TIME), *keys)
+        part = build_training_set(
+            spark, labels, refs, timestamp_column=REQUEST_TIME, mode=mode
+        ).select(REQUEST_ID, *[ref.split(":", 1)[1] for ref in refs])
+        rebuilt = part if rebuilt is None else rebuilt.join(part, REQUEST_ID)
+    assert rebuilt is not None
+    return rebuilt
+
+
+def _values_age(served: DataFrame, columns: list[str]) -> tuple[float, float] | None:
+    """Median and greatest seconds from the instant a served real-time value was as of to
+    its request (the stream's freshness as the requests met it); None: none logged."""
+    ages = served.select(
+        F.explode(
+            F.array(*[(F.unix_micros(REQUEST_TIME) - F.unix_micros(c)) / 1e6 for c in columns])
+        ).alias("age")
+    ).where(F.col("age").isNotNull())
+    row = ages.agg(F.percentile_approx("age", 0.5).alias("p50"), F.max("age").alias("max")).first()
+    if row is None or row["p50"] is None:
+        return None
+    return float(row["p50"]), float(row["max"])
 
 
 def _compare(both: DataFrame, features: list[str]) -> tuple[int, list[tuple[Any, ...]]]:

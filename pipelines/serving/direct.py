@@ -17,6 +17,12 @@ Feast's `FeatureStore.get_online_features` and `feast serve` remain the referenc
 path (the consistency check reads through them); this reader is for model servers
 that call it in their request path.
 
+With a request log, the reader also reads the instant the stream last finished writing
+fresh values as of (`pipelines.streaming.fresh`), before the values in the same round
+trip, and logs for each real-time view the instant its served value is as of: that one,
+or the value's own event time when the micro-batch in progress wrote it since. The
+replay check rebuilds the value at that instant (`pipelines.quality.replay`).
+
 Redis: `redis_url`, else REDIS_URL, else the platform's local server if it runs.
 A reader never starts a server (`RedisNotConfiguredError` instead).
 """
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from features import REGISTRY
+from features import REGISTRY, FeatureView
 from pipelines.interval import parse_time
 from pipelines.redis_server import RedisUnavailableError, redis_client, serving_redis_url
 from pipelines.serving.encoding import (
@@ -40,6 +46,7 @@ from pipelines.serving.encoding import (
     TAG_UNIX_TIMESTAMP,
     entity_key_head,
     entity_key_value,
+    fresh_instant_key,
     timestamp_micros_from_proto,
 )
 from pipelines.serving.materialize import layout_for
@@ -56,6 +63,8 @@ class _ViewSlice:
     first: int  # index of the first requested feature in the reply
     ts_index: int
     ttl_seconds: float  # 0: no TTL
+    view: str
+    realtime: bool  # the stream writes fresh values of it
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,8 @@ class OnlineReader:
                         first=first,
                         ts_index=len(fields) - 1,
                         ttl_seconds=view.effective_ttl.total_seconds(),
+                        view=view_name,
+                        realtime=isinstance(view, FeatureView) and view.realtime,
                     )
                 )
             view = REGISTRY.view(view_names[0])
@@ -243,6 +254,10 @@ class OnlineReader:
         keys_per_read: list[list[bytes]] = []
         unique: list[dict[bytes, int]] = []
         pipe = self._client.pipeline(transaction=False)
+        # Read before the values: every value read after it is at least as fresh.
+        logs_instants = self._log is not None and self._log.realtime_views
+        if logs_instants:
+            pipe.get(fresh_instant_key(self._project))
         for read in self._reads:
             row_keys = []
             positions: dict[bytes, int] = {}
@@ -273,6 +288,11 @@ class OnlineReader:
         }
         values: dict[str, list[Any]] = {name: [] for name in self._columns}
         offset = 0
+        values_as_of: dict[str, list[int | None]] = {}
+        if logs_instants:
+            fresh_us = None if replies[0] is None else int(replies[0])
+            offset = 1
+            values_as_of = self._values_as_of(keys_per_read, unique, replies[offset:], fresh_us)
         for read, row_keys, positions in zip(self._reads, keys_per_read, unique, strict=True):
             decoded = [
                 self._decode_hash(read, reply, oldest_us)
@@ -284,8 +304,35 @@ class OnlineReader:
                     values[name].append(value)
         out.update(values)
         if self._log is not None:
-            self._log.record(entity_rows, out, as_of)
+            self._log.record(entity_rows, out, as_of, values_as_of)
         return out
+
+    def _values_as_of(
+        self,
+        keys_per_read: list[list[bytes]],
+        unique: list[dict[bytes, int]],
+        replies: list[Any],
+        fresh_us: int | None,
+    ) -> dict[str, list[int | None]]:
+        """Per real-time view and entity row: the instant (epoch microseconds) the served
+        value is the sawtooth value at. The stream had written every value as of
+        `fresh_us` when the values were read; a value stored with a later event time was
+        written by the micro-batch in progress, as of that time. None: no stream has
+        written values (they are the hourly ones)."""
+        instants: dict[str, list[int | None]] = {}
+        offset = 0
+        for read, row_keys, positions in zip(self._reads, keys_per_read, unique, strict=True):
+            hashes = replies[offset : offset + len(positions)]
+            offset += len(positions)
+            for part in read.views:
+                if not part.realtime:
+                    continue
+                stored = [timestamp_micros_from_proto(reply[part.ts_index]) for reply in hashes]
+                instants[part.view] = [
+                    None if fresh_us is None else max(stored[positions[key]] or 0, fresh_us)
+                    for key in row_keys
+                ]
+        return instants
 
     def _decode_hash(
         self, read: _HashRead, reply: list[bytes | None], oldest_us: float | None

@@ -9,7 +9,9 @@ Feast's serialization byte for byte:
 - value: a serialized `feast.types.Value` (protobuf), `b""` for null;
 - field `_ts:<view>`: a serialized `google.protobuf.Timestamp` of the row's event time;
 - field `_created:<view>` (the platform's own; Feast never reads it): the same for the
-  version's created_timestamp, so that of two versions of one row the newer one wins.
+  version's created_timestamp, so that of two versions of one row the newer one wins;
+- key `feature_platform:fresh_instant:<project>` (the platform's own): the instant the
+  stream last finished writing fresh values as of, in microseconds since the epoch.
 
 Protobuf's wire format for these messages is a tag byte followed by a varint or
 eight little-endian bytes, so a whole Arrow column encodes with a handful of
@@ -221,6 +223,12 @@ def timestamp_micros_from_proto(data: bytes | None) -> int | None:
 
 
 # --- entity keys ------------------------------------------------------------------
+
+
+def fresh_instant_key(project: str) -> bytes:
+    """The key of the instant the stream's fresh values were last completely written as of
+    (`pipelines.streaming.fresh`); no entity key has this form."""
+    return f"feature_platform:fresh_instant:{project}".encode()
 
 
 def entity_key_head(join_key: str) -> bytes:

@@ -9,7 +9,10 @@ A deterministic sample of entity rows is logged: a row is logged iff a hash of i
 keys falls below `sample`, so the same entities are followed in every request and every
 process, as Chronon samples by key. A logged row holds the request time (the reader's
 `as_of`, else the clock), the entity keys, every served value and the hash of the feature
-definitions it was served under.
+definitions it was served under. For each real-time view it also holds the instant its
+served value is the sawtooth value at (`<view>__values_as_of`, set by `OnlineReader` when
+the stream writes fresh values; see `pipelines.serving.direct`): the replay rebuilds that
+view's features at that instant.
 
 Logging never blocks a request: the request thread only appends to a bounded buffer (rows
 beyond `max_pending` are dropped and counted in `dropped`), and a background thread
@@ -29,7 +32,7 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features import REGISTRY, DeclarationError
+from features import REGISTRY, DeclarationError, FeatureView
 from pipelines.config import settings
 from pipelines.errors import PlatformError
-from pipelines.interval import parse_time
+from pipelines.interval import to_unix_micros
 
 REQUEST_TIME = "request_time"
 REQUEST_ID = "request_id"
@@ -48,7 +51,6 @@ DEFINITIONS_HASH = "definitions_hash"
 REQUEST_HOUR = "request_hour"
 _HASH_RANGE = 1 << 32
 _MICROS = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RequestLogError(PlatformError):
@@ -78,6 +80,15 @@ def service_columns(service: str) -> tuple[list[tuple[str, str]], list[tuple[str
     return sorted(keys.items()), features
 
 
+def values_as_of_columns(service: str) -> list[tuple[str, str]]:
+    """(column, view) of the instants logged with a service's real-time views' values."""
+    return [
+        (f"{name}__values_as_of", name)
+        for name in REGISTRY.resolve(service)
+        if isinstance(view := REGISTRY.view(name), FeatureView) and view.realtime
+    ]
+
+
 def definitions_hash(service: str) -> str:
     from pipelines.training.spec import select_features
 
@@ -101,6 +112,8 @@ class RequestLog:
             raise RequestLogError(f"sample must lie in [0, 1], got {sample}")
         self.service = service
         self.keys, self.features = service_columns(service)
+        self.values_as_of = values_as_of_columns(service)
+        self.realtime_views = [view for _, view in self.values_as_of]
         self.definitions_hash = definitions_hash(service)
         self.directory = directory or log_directory(service)
         self._threshold = round(sample * _HASH_RANGE)
@@ -128,17 +141,19 @@ class RequestLog:
         entity_rows: Sequence[Mapping[str, Any]],
         values: Mapping[str, Sequence[Any]],
         as_of: datetime | None,
+        values_as_of: Mapping[str, Sequence[int | None]] | None = None,
     ) -> None:
         """Buffer the sampled rows of one served request (`values` as the readers return
-        them: a column per key and feature). Called on the request path: appends only."""
+        them: a column per key and feature; `values_as_of`, per real-time view, the instant
+        in epoch microseconds each row's value is as of). Called on the request path:
+        appends only."""
         if self._threshold == 0 or self._closed:
             return
-        if as_of is None:
-            micros = int(time.time() * _MICROS)
-        else:
-            micros = (parse_time(as_of) - _EPOCH) // timedelta(microseconds=1)
+        micros = int(time.time() * _MICROS) if as_of is None else to_unix_micros(as_of)
         key_names = [name for name, _ in self.keys]
         columns = [values[name] for name, _ in self.features]
+        unknown = [None] * len(entity_rows)
+        columns += [(values_as_of or {}).get(view, unknown) for view in self.realtime_views]
         request = uuid.uuid4().hex
         for i, row in enumerate(entity_rows):
             keys = [row[name] for name in key_names]
@@ -186,9 +201,11 @@ class RequestLog:
             REQUEST_TIME,
             *[k for k, _ in self.keys],
             *[f for f, _ in self.features],
+            *[column for column, _ in self.values_as_of],
         ]
         types = [pa.string(), pa.timestamp("us", tz="UTC")]
         types += [arrow_type(t) for _, t in [*self.keys, *self.features]]
+        types += [pa.timestamp("us", tz="UTC")] * len(self.values_as_of)
         columns = list(zip(*rows, strict=True))
         arrays = [
             pa.array(_plain(column, data_type), data_type)

@@ -2,11 +2,13 @@
 
 After a micro-batch has landed its messages and ingested their hours into the clean tables
 (`pipelines.streaming.land`), the stream knows every event that arrived before the
-batch's *instant* t: just after the newest arrival time the batch brought (topics carry
-events in arrival order). For every real-time view it then writes to Redis the sawtooth
-value at t (`features.core`) of each entity with an event that arrived since the last
-instant written, and, when t has crossed hour boundaries, the value at the latest
-boundary T of each entity whose window state changed by T. The value is computed by the
+batch's *instant* t: just after its watermark, the arrival time before which every event
+has been landed (`land.arrival_span`: a topic partition carries its events in arrival
+order, and a partition read only part of the way bounds what may still come). For every
+real-time view it then writes to Redis the sawtooth value at t (`features.core`) of each
+entity with an event that arrived since the last instant written, and, when t has crossed
+hour boundaries, the value at the latest boundary T of each entity whose window state
+changed by T. The value is computed by the
 training set's own `sawtooth_join`, from the same state rows and clean tables, so a value
 served at t is the `realtime` training value at t, by construction; it is stored with
 event and created time t, so newer-wins (`serving.redis_writer`) keeps it against the
@@ -23,15 +25,23 @@ Redis being down stalls the stream: a failed write is retried until Redis answer
 (or `redis_wait` runs out, and the micro-batch fails). The landing part of the batch is
 already written idempotently, and values are idempotent too, so a retried or replayed
 batch writes the same bytes.
+
+Once every value of a micro-batch is written, its instant is published in Redis
+(`serving.encoding.fresh_instant_key`): a reader that reads it before the values knows
+the instant each served value is as of (`serving.direct`), and the request log keeps it
+for the replay check.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,8 +51,9 @@ from features.errors import PlatformError
 from pipelines.compute.job import windowed_state
 from pipelines.compute.state import typed_state
 from pipelines.feature_tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, newest_per_entity
-from pipelines.interval import Interval, floor_hour, parse_time, utc_literal
-from pipelines.redis_server import RedisUnavailableError, check_redis, redacted
+from pipelines.interval import Interval, floor_hour, parse_time, to_unix_micros, utc_literal
+from pipelines.redis_server import RedisUnavailableError, check_redis, redacted, redis_client
+from pipelines.serving.encoding import fresh_instant_key
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.redis_writer import RESULT_SCHEMA, PartitionWriter
 from pipelines.training.sawtooth import sawtooth_join
@@ -56,6 +67,7 @@ _LABEL_TIME = "__fresh_time"
 _TICK = timedelta(microseconds=1)
 # Beside the stream's checkpoint: the instant the values were last written as of.
 MARKER = "fresh-instant"
+_Result = TypeVar("_Result")
 
 
 class FreshValuesError(PlatformError):
@@ -208,43 +220,50 @@ class FreshValues:
         counts = values.mapInArrow(writer, RESULT_SCHEMA).collect()
         return sum(int(r["rows"]) for r in counts), sum(int(r["written"]) for r in counts)
 
-    def _write_waiting(self, values: DataFrame, view: FeatureView) -> tuple[tuple[int, int], int]:
-        """Write, retrying while Redis does not answer; returns the counts and the retries."""
+    def _waiting(self, what: str, action: Callable[[], _Result]) -> tuple[_Result, int]:
+        """`action()`, retried while Redis does not answer; returns its result and the retries."""
         gave_up_at = time.monotonic() + self.redis_wait.total_seconds()
         retries = 0
         while True:
             try:
-                return self._write(values, view), retries
+                return action(), retries
             except Exception as exc:
                 try:
                     check_redis(self.redis_url)
                 except RedisUnavailableError as down:
                     if time.monotonic() >= gave_up_at:
-                        raise FreshValuesError(
-                            f"fresh values of {view.name}: {down} for {self.redis_wait}"
-                        ) from None
+                        raise FreshValuesError(f"{what}: {down} for {self.redis_wait}") from None
                     if retries == 0:
                         LOG.warning("%s: waiting for it to come back", down)
                     retries += 1
                     time.sleep(_RETRY_EVERY_S)
                     continue
                 raise FreshValuesError(
-                    f"writing fresh values of {view.name} to {redacted(self.redis_url)}: "
-                    f"{str(exc).strip().splitlines()[0]}"
+                    f"{what} in {redacted(self.redis_url)}: {str(exc).strip().splitlines()[0]}"
                 ) from exc
+
+    def _publish_instant(self, instant: datetime) -> None:
+        """Tell the readers that every value is now written as of `instant` (the request
+        log records it with each served vector: `pipelines.serving.direct`)."""
+        client = redis_client(self.redis_url)
+        try:
+            client.set(fresh_instant_key(self.project), str(to_unix_micros(instant)))
+        finally:
+            client.close()
 
     def update(
         self, spark: SparkSession, arrivals: tuple[datetime, datetime] | None
     ) -> FreshReport | None:
-        """Write the values at the instant just after the newest of `arrivals` (the first
-        and last arrival time a micro-batch brought; see the module docstring); None when
+        """Write the values at the instant just after the watermark of `arrivals` (the
+        first arrival time a micro-batch brought, and the arrival time before which every
+        event has been landed: `land.arrival_span`; see the module docstring); None when
         it brought nothing."""
         since = self.last_instant()
         if arrivals is None:
             return None
         instant = arrivals[1] + _TICK
-        # A partition may bring events older than the last instant when another ran
-        # ahead of it: their entities are written again too.
+        # Events of the last micro-batch that arrived after its watermark, and a partition
+        # that lagged: their entities are written again too.
         arrived_from = None
         if since is not None:
             instant, arrived_from = max(instant, since), min(arrivals[0], since)
@@ -257,10 +276,17 @@ class FreshValues:
             labels = self._labels(spark, view, state, since, arrived_from, instant).persist()
             try:
                 values = self._values(spark, view, labels, instant)
-                (rows[view.name], written[view.name]), retries = self._write_waiting(values, view)
+                (rows[view.name], written[view.name]), retries = self._waiting(
+                    f"writing fresh values of {view.name}",
+                    partial(self._write, values, view),
+                )
             finally:
                 labels.unpersist()
             waits += retries
+        _, retries = self._waiting(
+            "publishing the fresh values' instant", partial(self._publish_instant, instant)
+        )
+        waits += retries
         self.marker.parent.mkdir(parents=True, exist_ok=True)
         written_marker = self.marker.with_suffix(".tmp")
         written_marker.write_text(f"{instant.isoformat()}\n")
@@ -298,7 +324,7 @@ def fresh_status(checkpoint: Path) -> list[str]:
     lines = [
         "fresh values: none written yet"
         if instant is None
-        else f"fresh values: written as of {instant.isoformat()} (just after the newest arrival)"
+        else f"fresh values: written as of {instant.isoformat()} (every event that arrived before it)"
     ]
     for view in realtime_views():
         database, table = view.state_table.split(".", 1)

@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from pipelines.errors import PlatformError
 from pipelines.ingest import ingest
 from pipelines.interval import HOUR, parse_time, utc_literal
 from pipelines.streaming.fresh import FreshValues
+from pipelines.streaming.topics import end_offsets
 from pipelines.tables import QUARANTINE, quarantine_table, raw_schema, raw_table
 
 LOG = logging.getLogger(__name__)
@@ -68,11 +69,16 @@ def checkpoint_dir() -> Path:
 
 def _parsed(messages: DataFrame, source: EventSource) -> DataFrame:
     """One source's messages parsed with the raw schema, plus `UNPARSED`: the message's
-    text when it is not a row of the source (else null)."""
+    text when it is not a row of the source (else null), and when and where (partition,
+    offset) the bus appended it."""
     schema = raw_schema(source).add(UNPARSED, "string")
     text = F.col("value").cast("string")
     parsed = messages.where(F.col("topic") == source.topic).select(
-        F.from_json(text, schema, JSON_OPTIONS).alias("row"), text.alias("text"), "timestamp"
+        F.from_json(text, schema, JSON_OPTIONS).alias("row"),
+        text.alias("text"),
+        "timestamp",
+        "partition",
+        "offset",
     )
     blank = F.col("text").isNull() | (F.trim("text") == "")
     return parsed.select(
@@ -81,6 +87,8 @@ def _parsed(messages: DataFrame, source: EventSource) -> DataFrame:
         .otherwise(F.col(f"row.{UNPARSED}"))
         .alias(UNPARSED),
         F.col("timestamp").alias("__appended"),
+        F.col("partition").alias("__partition"),
+        F.col("offset").alias("__offset"),
     )
 
 
@@ -116,11 +124,21 @@ def arrival_hours(raw: list[tuple[EventSource, DataFrame]]) -> list[datetime]:
     return sorted(hours)
 
 
-def arrival_span(messages: DataFrame) -> tuple[datetime, datetime] | None:
-    """The first and last arrival time of the events in these messages (None if there is
-    none), among those that are usable and not after the bus received them (by more than
-    the source's clock skew): a broken producer's far-future arrival time never moves the
-    stream's instant (`pipelines.streaming.fresh`)."""
+def arrival_span(
+    messages: DataFrame, end_offsets: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]]
+) -> tuple[datetime, datetime] | None:
+    """The first arrival time of the events in these messages and their *watermark*, the
+    arrival time before which every event has now been landed (None if there is none).
+
+    A topic partition carries its events in arrival order. One that these messages read to
+    its end (by `end_offsets`, its end offset now) holds nothing that arrived before its
+    newest event, nor does one they did not read (it had nothing new); but one read only
+    part of the way (a micro-batch capped in size, or messages appended since) may hold
+    events older than another partition's newest. So the watermark is the oldest newest
+    arrival of the partitions read part of the way, else the newest arrival. Only usable
+    arrival times count, and none later than when the bus received the message (by more
+    than the source's clock skew): a broken producer's far-future arrival time never moves
+    the stream's instant (`pipelines.streaming.fresh`)."""
     spans = []
     for source in EVENT_SOURCES:
         arrived = F.col(source.ingestion_column)
@@ -128,11 +146,29 @@ def arrival_span(messages: DataFrame) -> tuple[datetime, datetime] | None:
         plausible = (arrived >= utc_literal(source.validity.earliest)) & (
             F.unix_micros(arrived) <= F.unix_micros("__appended") + F.lit(skew)
         )
-        rows = _parsed(messages, source).where(F.col(UNPARSED).isNull() & plausible)
-        spans.append(rows.select(arrived.alias("arrived")))
-    found = reduce(DataFrame.unionByName, spans).agg(F.min("arrived"), F.max("arrived"))
-    first, last = found.collect()[0]
-    return None if first is None else (parse_time(first), parse_time(last))
+        usable = F.when(F.col(UNPARSED).isNull() & plausible, arrived)
+        spans.append(
+            _parsed(messages, source)
+            .groupBy("__partition")
+            .agg(
+                F.min(usable).alias("first"),
+                F.max(usable).alias("newest"),
+                F.max("__offset").alias("last_offset"),
+            )
+            .select(F.lit(source.topic).alias("topic"), "*")
+        )
+    partitions = reduce(DataFrame.unionByName, spans).collect()
+    firsts = [p["first"] for p in partitions if p["first"] is not None]
+    if not firsts:
+        return None
+    ends = end_offsets([(p["topic"], p["__partition"]) for p in partitions])
+    newest = [p["newest"] for p in partitions if p["newest"] is not None]
+    cut = [
+        p["newest"]
+        for p in partitions
+        if p["newest"] is not None and p["last_offset"] + 1 < ends[(p["topic"], p["__partition"])]
+    ]
+    return parse_time(min(firsts)), parse_time(min(cut) if cut else max(newest))
 
 
 def checkpoint_identity(checkpoint: Path) -> str:
@@ -161,7 +197,10 @@ def _append_once(
 
 
 def _batch_writer(
-    identity: str, clean: bool = True, fresh: FreshValues | None = None
+    identity: str,
+    clean: bool = True,
+    fresh: FreshValues | None = None,
+    bootstrap_servers: str | None = None,  # where `fresh` reads the topics' end offsets
 ) -> Callable[[DataFrame, int], None]:
     def write(messages: DataFrame, batch_id: int) -> None:
         spark = messages.sparkSession
@@ -184,7 +223,9 @@ def _batch_writer(
                     report = ingest(spark, start=hour, end=hour + HOUR)
                     LOG.info("micro-batch %d: %s", batch_id, " | ".join(report.lines()))
                 if fresh is not None:
-                    written = fresh.update(spark, arrival_span(messages))
+                    assert bootstrap_servers is not None
+                    ends = partial(end_offsets, bootstrap_servers)
+                    written = fresh.update(spark, arrival_span(messages, ends))
                     if written is not None:
                         LOG.info("micro-batch %d: %s", batch_id, written.line())
         finally:
@@ -225,7 +266,9 @@ def land_events(
     writer = (
         reader.load()
         .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(_batch_writer(checkpoint_identity(checkpoint), clean, fresh))
+        .foreachBatch(
+            _batch_writer(checkpoint_identity(checkpoint), clean, fresh, bootstrap_servers)
+        )
         .option("checkpointLocation", str(checkpoint))
     )
     if until_caught_up:

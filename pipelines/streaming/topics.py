@@ -13,7 +13,7 @@ which measures how fresh the stream is.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -94,3 +94,32 @@ def create_topics(bootstrap_servers: str, *, partitions: int = PARTITIONS) -> li
                 raise TopicError(f"could not create topic {name}: {exc}") from None
         created.append(name)
     return created
+
+
+def end_offsets(
+    bootstrap_servers: str, partitions: Sequence[tuple[str, int]], *, timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """The offset the next message of each (topic, partition) will get."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "feature-platform-ends",  # reads offsets only, never messages
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    try:
+        return {
+            (topic, partition): consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout
+            )[1]
+            for topic, partition in partitions
+        }
+    except KafkaException as exc:
+        raise TopicError(
+            f"cannot read end offsets from Kafka at {bootstrap_servers}: {exc}"
+        ) from None
+    finally:
+        consumer.close()
