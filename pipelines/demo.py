@@ -247,7 +247,7 @@ def _day_in_the_life(spark: Any, live: datetime, hours: int, redis_url: str) -> 
             f"included): {feast.rows_differing_ratio():.1%} of values differ from what was "
             f"served, {len(differing)} of {len(feast.features)} features"
         )
-        for f in differing[:6]:
+        for f in differing[:3]:
             _say(f"     {f.feature:<32} {f.differing_ratio:6.1%} of requests")
 
 
@@ -309,9 +309,11 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
     from collections import Counter
 
     from pipelines.config import settings
+    from pipelines.day_in_the_life import SERVICE
     from pipelines.generate.world import GeneratorConfig
     from pipelines.run_logs import run_log_path
     from pipelines.serving.direct import OnlineReader
+    from pipelines.serving.request_log import RequestLog, log_directory
     from pipelines.streaming.broker import ensure_kafka, local_broker
     from pipelines.streaming.fresh import fresh_values
     from pipelines.streaming.land import checkpoint_dir, land_events
@@ -320,16 +322,27 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
 
     traffic = Interval(start, start + HOUR)
     config = GeneratorConfig(scale=scale)
+    # The stream's requests are logged apart from the hourly traffic's: they are replayed
+    # in realtime mode, the hourly ones in serving mode.
+    log_root = settings().data_dir / "logs" / "served-stream"
     with _step(
         f"the real-time path: {traffic} replayed through Kafka at {STREAM_SPEED:g}x real time, "
-        "the stream landing it and writing fresh values to Redis"
+        "the stream landing it and writing fresh values to Redis, ad requests served from them"
     ):
         servers = ensure_kafka()
         create_topics(servers)
+        ordered = arrival_order(traffic, config)
         plays = [
             (arrived, row["member_id"])
-            for arrived, source, row in arrival_order(traffic, config)
+            for arrived, source, row in ordered
             if source.name == "playback_events" and row.get("member_id") is not None
+        ]
+        ad_requests = [
+            (row["member_id"], row["ad_id"])
+            for _, source, row in ordered
+            if source.name == "ad_impressions"
+            and row.get("member_id") is not None
+            and row.get("ad_id") is not None
         ]
         plays_of = Counter(m for _, m in plays)
         member = max(plays_of, key=plays_of.__getitem__)
@@ -352,6 +365,7 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
                 "speed": STREAM_SPEED,
                 "config": config,
                 "on_start": paced_from.append,
+                "ordered": ordered,
             },
             daemon=True,
         )
@@ -365,13 +379,30 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
         shown: tuple[Any, ...] | None = None
         seen = None
         caught_up = traffic.end - timedelta(minutes=1)
-        with OnlineReader(features, redis_url=redis_url) as reader:
+        served_at: list[datetime] = []
+        log = RequestLog(SERVICE, sample=1.0, directory=log_directory(SERVICE, log_root))
+        with (
+            log,
+            OnlineReader(features, redis_url=redis_url) as reader,
+            OnlineReader(SERVICE, redis_url=redis_url, log=log) as ad_server,
+        ):
             while publisher.is_alive() or (seen or start) < caught_up:
                 if time.monotonic() - began > 300 or query.exception() is not None:
                     break
                 time.sleep(0.5)
                 instant = fresh.last_instant()
-                if instant is None or instant < traffic.start or instant == seen or not paced_from:
+                if instant is None or instant < traffic.start or not paced_from:
+                    continue
+                # Ad requests for members and ads of the hour, at the replay's clock.
+                clock = traffic.start + timedelta(
+                    seconds=(time.monotonic() - paced_from[0]) * STREAM_SPEED
+                )
+                if clock < traffic.end and ad_requests:
+                    for _ in range(10):
+                        pair = ad_requests[len(served_at) * 7919 % len(ad_requests)]
+                        ad_server.get([{"member_id": pair[0], "ad_id": pair[1]}], as_of=clock)
+                        served_at.append(clock)
+                if instant == seen:
                     continue
                 seen = instant
                 # When the newest event the values hold was published (the replay's pacing).
@@ -396,15 +427,35 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
         if query.exception() is not None:
             raise StepFailedError(f"the stream failed: {query.exception()}")
         if delays:
-            ordered = sorted(delays)
+            ordered_delays = sorted(delays)
             _say(
                 f"   {len(delays)} updates; the newest event of each was readable in Redis "
-                f"{ordered[len(ordered) // 2]:.1f} s (median), {ordered[-1]:.1f} s (max) after "
-                "it was published"
+                f"{ordered_delays[len(ordered_delays) // 2]:.1f} s (median), "
+                f"{ordered_delays[-1]:.1f} s (max) after it was published"
             )
         _say(f"   the stream's log (a line per micro-batch): {stream_log}")
         if not settings().kafka_bootstrap_servers:
             local_broker().stop()  # started above; `feature-platform kafka start` restarts it
+    if served_at:
+        requested = Interval(served_at[0], served_at[-1] + timedelta(microseconds=1))
+        with _step(
+            f"replay the {len(served_at)} ad requests served from the stream in realtime mode "
+            "(each value rebuilt at the instant the stream had written it as of)"
+        ):
+            replayed = REPLAY.run(
+                spark,
+                requested,
+                echo=_indented,
+                services=[SERVICE],
+                mode="realtime",
+                log_root=log_root,
+            )
+            age = replayed.summary["values_age"].get(SERVICE)
+            if age:
+                _say(
+                    f"   (replayed time: at {STREAM_SPEED:g}x, the values were "
+                    f"{age[0] / STREAM_SPEED:.0f} s old in wall time, the stream's micro-batch cycle)"
+                )
 
 
 def demo_command(

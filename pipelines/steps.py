@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pipelines.errors import NothingToCheckError, PlatformError
@@ -196,6 +197,7 @@ def _replay(
     services: Sequence[str] | None = None,
     mode: str = "serving",
     tolerance: float = 0.0,
+    log_root: Path | None = None,
 ) -> StepResult:
     from pipelines.quality.replay import replay
 
@@ -206,9 +208,14 @@ def _replay(
         services=services,
         mode=mode,
         tolerance=tolerance,
+        log_root=log_root,
     )
     lines = tuple(report.lines())
-    summary = {"success": report.success, "requests": report.requests}
+    summary = {
+        "success": report.success,
+        "requests": report.requests,
+        "values_age": report.values_age,
+    }
     return StepResult(lines, summary, None if report.success else lines[0])
 
 

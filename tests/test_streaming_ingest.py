@@ -230,3 +230,38 @@ def test_a_malformed_message_is_quarantined_the_lag_shows_it_and_the_stream_goes
         ]
     )
     _publish_and_land_hour(spark, broker, checkpoint, 3)  # the stream goes on
+
+
+def test_the_fresh_instant_is_the_watermark_of_the_partitions_read_part_of_the_way(spark):
+    from pipelines.streaming.land import arrival_span
+    from pipelines.streaming.topics import encode
+
+    source = EVENT_SOURCES[0]
+    appended = START + timedelta(seconds=10)
+
+    def message(partition: int, offset: int, arrived: datetime):
+        _, value = encode(
+            source, {source.id_column: f"e{partition}-{offset}", source.ingestion_column: arrived}
+        )
+        return (source.topic, partition, offset, bytearray(value), appended)
+
+    at = [START + timedelta(seconds=s) for s in range(6)]
+    messages = spark.createDataFrame(
+        [
+            message(0, 0, at[1]),
+            message(0, 1, at[5]),
+            message(0, 2, datetime(2100, 1, 1, tzinfo=UTC)),  # a broken producer's clock
+            message(1, 7, at[2]),
+            message(1, 8, at[3]),
+        ],
+        "topic string, partition int, offset long, value binary, timestamp timestamp",
+    )
+
+    def span(ends: dict[int, int]):
+        return arrival_span(messages, lambda pairs: {(t, p): ends[p] for t, p in pairs})
+
+    assert span({0: 3, 1: 9}) == (at[1], at[5])  # both read to their end
+    assert span({0: 3, 1: 12}) == (at[1], at[3])  # partition 1 holds more: events from at[3]
+    assert span({0: 5, 1: 9}) == (at[1], at[5])  # the year-2100 message is not an arrival
+    assert span({0: 5, 1: 12}) == (at[1], at[3])
+    assert arrival_span(messages.limit(0), lambda pairs: {}) is None

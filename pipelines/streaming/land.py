@@ -125,13 +125,13 @@ def arrival_hours(raw: list[tuple[EventSource, DataFrame]]) -> list[datetime]:
 
 
 def arrival_span(
-    messages: DataFrame, end_offsets: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]]
+    messages: DataFrame, ends_of: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]]
 ) -> tuple[datetime, datetime] | None:
     """The first arrival time of the events in these messages and their *watermark*, the
     arrival time before which every event has now been landed (None if there is none).
 
     A topic partition carries its events in arrival order. One that these messages read to
-    its end (by `end_offsets`, its end offset now) holds nothing that arrived before its
+    its end (by `ends_of`, its end offset now) holds nothing that arrived before its
     newest event, nor does one they did not read (it had nothing new); but one read only
     part of the way (a micro-batch capped in size, or messages appended since) may hold
     events older than another partition's newest. So the watermark is the oldest newest
@@ -161,7 +161,7 @@ def arrival_span(
     firsts = [p["first"] for p in partitions if p["first"] is not None]
     if not firsts:
         return None
-    ends = end_offsets([(p["topic"], p["__partition"]) for p in partitions])
+    ends = ends_of([(p["topic"], p["__partition"]) for p in partitions])
     newest = [p["newest"] for p in partitions if p["newest"] is not None]
     cut = [
         p["newest"]
