@@ -125,3 +125,14 @@ def test_kafka_status_without_a_broker_exits_1(tmp_path):
     )
     assert result.returncode == 1, result.stderr
     assert "not running" in result.stdout
+
+
+def test_a_cluster_id_never_reads_as_an_option_of_the_storage_tool(monkeypatch):
+    import uuid
+
+    from pipelines.streaming import broker
+
+    # 0xF8 encodes to "-" first in URL-safe base64: such an id is drawn again.
+    drawn = iter([uuid.UUID(bytes=b"\xf8" * 16), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(drawn))
+    assert broker._cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
