@@ -18,7 +18,7 @@ from pathlib import Path
 from features.monitoring import STREAM_LAG_ALERT
 from pipelines.errors import NothingToCheckError, PlatformError
 from pipelines.streaming.land import checkpoint_dir
-from pipelines.streaming.topics import topics
+from pipelines.streaming.topics import offsets_consumer, topics
 
 
 class StreamLagError(PlatformError):
@@ -109,21 +109,15 @@ def stream_lag(
     """The stream's lag now; NothingToCheckError when it never committed a micro-batch
     (checked before any broker is looked for). `bootstrap_servers`: default, the
     platform's Kafka (`broker.bootstrap_servers`)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
     from pipelines.streaming.broker import bootstrap_servers as platform_kafka
 
     checkpoint = checkpoint or checkpoint_dir()
     last, committed_at, landed = landed_offsets(checkpoint)
     bootstrap_servers = bootstrap_servers or platform_kafka()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "feature-platform-lag",  # never commits: reads one message per partition
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
-    )
+    # Reads one message per partition that is behind: the oldest one not landed.
+    consumer = offsets_consumer(bootstrap_servers, "feature-platform-lag")
     partitions = []
     try:
         for topic in topics():

@@ -96,20 +96,28 @@ def create_topics(bootstrap_servers: str, *, partitions: int = PARTITIONS) -> li
     return created
 
 
-def end_offsets(
-    bootstrap_servers: str, partitions: Sequence[tuple[str, int]], *, timeout: float = 10.0
-) -> dict[tuple[str, int], int]:
-    """The offset the next message of each (topic, partition) will get."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+def offsets_consumer(bootstrap_servers: str, group_id: str) -> Any:
+    """A Kafka consumer that reads offsets (and at most a message here and there) and
+    never commits; librdkafka's notices stay off stderr."""
+    from confluent_kafka import Consumer
 
-    consumer = Consumer(
+    return Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
-            "group.id": "feature-platform-ends",  # reads offsets only, never messages
+            "group.id": group_id,
             "enable.auto.commit": False,
             "log_level": 3,
         }
     )
+
+
+def end_offsets(
+    bootstrap_servers: str, partitions: Sequence[tuple[str, int]], *, timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """The offset the next message of each (topic, partition) will get."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    consumer = offsets_consumer(bootstrap_servers, "feature-platform-ends")
     try:
         return {
             (topic, partition): consumer.get_watermark_offsets(
