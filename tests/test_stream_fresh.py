@@ -10,15 +10,13 @@ views' values, across an hour boundary the batch has not computed yet.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import feature_oracle as oracle
-import pyarrow as pa
 import pytest
+from platform_helpers import assert_served_sawtooth_values, same_value, served_values
 
 from features import REGISTRY, FeatureView
 from features.catalog import database_prefix
@@ -28,10 +26,9 @@ from pipelines.delta_io import ensure_database
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.interval import parse_time
 from pipelines.quality.replay import replay
-from pipelines.redis_server import RedisServer, free_port, redis_client
+from pipelines.redis_server import RedisServer, free_port
 from pipelines.serving.direct import OnlineReader
-from pipelines.serving.encoding import encode_entity_keys, timestamp_micros_from_proto
-from pipelines.serving.materialize import layout_for, materialize
+from pipelines.serving.materialize import materialize
 from pipelines.serving.request_log import RequestLog, log_directory
 from pipelines.serving.store import repo_settings
 from pipelines.streaming.fresh import MARKER, FreshValues, FreshValuesError, fresh_status
@@ -47,7 +44,6 @@ START = datetime(2026, 6, 2, 18, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.3, hostile_share=0.03, late_share=0.05)
 REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
 REALTIME_NAMES = {v.name for v in REALTIME}
-UNSEEN = 987_654_321
 
 
 def at(minutes: int) -> datetime:
@@ -123,58 +119,8 @@ def _events(spark) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _served(url: str, view: FeatureView, entities: list[Any]) -> list[dict[str, Any]]:
-    """What `OnlineReader` serves for each entity, with the event time stored with it."""
-    names = [f.name for f in view.features]
-    key = view.entity.join_key
-    with OnlineReader([f"{view.name}:{n}" for n in names], redis_url=url) as reader:
-        values = reader.get([{key: e} for e in entities])
-    layout = layout_for(view, repo_settings().project)
-    client = redis_client(url)
-    try:
-        stored = [
-            client.hget(k, layout.ts_field)
-            for k in encode_entity_keys(layout, pa.array(entities, pa.int64())).to_pylist()
-        ]
-    finally:
-        client.close()
-    served = []
-    for i, entity in enumerate(entities):
-        micros = timestamp_micros_from_proto(stored[i])
-        written = None if micros is None else datetime(1970, 1, 1) + timedelta(microseconds=micros)
-        served.append({key: entity, "written_at": written, **{n: values[n][i] for n in names}})
-    return served
-
-
-def _same(got: Any, want: Any) -> bool:
-    if isinstance(want, float) and got is not None:
-        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
-    return got == want
-
-
 def _check_served_at(spark, url: str, instant: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Every entity of every real-time view (and one never seen) is served its sawtooth
-    value at the stream's instant; returns what was served."""
-    events = _events(spark)
-    moment = instant.replace(tzinfo=None)
-    served_by_view = {}
-    for view in REALTIME:
-        key = view.entity.join_key
-        entities = sorted(
-            {r[key] for s in view.sources for r in events[s.name] if r[key] is not None}
-        )
-        served = _served(url, view, [*entities, UNSEEN])
-        names = [f.name for f in view.features]
-        for row in served:
-            want = oracle.sawtooth_values(view, events, row[key], moment)
-            if want is None:
-                assert row["written_at"] is None and all(row[n] is None for n in names), row
-                continue
-            assert row["written_at"] is not None and row["written_at"] <= moment, row
-            for name in names:
-                assert _same(row[name], want[name]), (view.name, row[key], name, row, want[name])
-        served_by_view[view.name] = served
-    return served_by_view
+    return assert_served_sawtooth_values(url, REALTIME, _events(spark), instant)
 
 
 def test_served_values_are_the_sawtooth_values_at_the_streams_instant(
@@ -216,7 +162,7 @@ def test_once_the_batch_has_run_the_realtime_training_set_equals_what_was_served
     for view in REALTIME:
         key = view.entity.join_key
         served = [
-            r for r in _served(redis_server.url, view, _known_entities(spark, view)) if r[key]
+            r for r in served_values(redis_server.url, view, _known_entities(spark, view)) if r[key]
         ]
         labels = spark.createDataFrame(
             [(r[key], instant) for r in served], f"{key} long, served_at timestamp"
@@ -231,7 +177,7 @@ def test_once_the_batch_has_run_the_realtime_training_set_equals_what_was_served
         for row in served:
             for feature in view.features:
                 want = training[row[key]][feature.name]
-                assert _same(row[feature.name], want), (view.name, row[key], feature.name)
+                assert same_value(row[feature.name], want), (view.name, row[key], feature.name)
 
 
 def _known_entities(spark, view: FeatureView) -> list[Any]:

@@ -1,14 +1,16 @@
-"""The landing stream killed with SIGKILL mid-day: restarted from its checkpoint, it has
-lost no event and written none twice.
+"""The stream killed with SIGKILL mid-day, fresh values on: restarted from its checkpoint,
+it has lost no event and counted none twice, in its tables and in the values it serves.
 
 The stream runs as it does in production, in a process of its own (its own JVM and its
 own data directory, since the embedded metastore admits one JVM), and is killed with its
 JVM while micro-batches are being written. What it landed is then read from its Delta
-tables by path and compared, row for row, with a batch generation of the same hours.
+tables by path and compared, row for row, with a batch generation of the same hours, and
+what Redis serves is compared with the brute-force sawtooth oracle over its clean tables.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,41 +21,75 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from platform_helpers import assert_served_sawtooth_values
+from pyspark.sql import functions as F
 
+from features import REGISTRY, FeatureView
 from features.catalog import database_prefix
 from features.sources import EVENT_SOURCES
 from pipelines.config import settings
 from pipelines.generate import GeneratorConfig, generate
+from pipelines.redis_server import RedisServer, free_port
 from pipelines.streaming.broker import KafkaBroker
+from pipelines.streaming.fresh import MARKER, instant_in
 from pipelines.streaming.publish import publish
 from pipelines.streaming.topics import create_topics
-from pipelines.tables import raw_table
+from pipelines.tables import quarantine_table, raw_table
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 START = datetime(2026, 6, 2, 19, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.2, hostile_share=0.02, late_share=0.05)
+REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
 # Small micro-batches, so that the kill lands while some are still to come.
-MESSAGES_PER_BATCH = 200
+MESSAGES_PER_BATCH = 300
 
+# The stream's process. `setup` prepares what `feature-platform stream` needs (the
+# dimensions' raw tables, the first hour landed and computed); `running` and
+# `until-caught-up` are the stream with fresh values on.
 STREAM_PROGRAM = """
-import sys
+import json, sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from features import REGISTRY, FeatureView
+from features.catalog import database_prefix
+from features.sources import DIMENSION_SOURCES
+from pipelines.compute import compute
+from pipelines.generate import generate
+from pipelines.serving.store import repo_settings
 from pipelines.spark import get_spark
+from pipelines.streaming.fresh import MARKER, FreshValues
 from pipelines.streaming.land import land_events
+from pipelines.tables import raw_table
 
-servers, checkpoint, mode, per_batch = sys.argv[1:5]
+args = json.loads(sys.argv[1])
+spark = get_spark("stream")
+checkpoint = Path(args["checkpoint"])
+fresh = None
+if args["mode"] == "setup":
+    start, scratch = datetime.fromisoformat(args["start"]), f"{database_prefix()}dimensions"
+    generate(spark, start=start, end=start + timedelta(minutes=1), scale=args["scale"], database=scratch)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {raw_table(DIMENSION_SOURCES[0]).split('.')[0]}")
+    for dimension in DIMENSION_SOURCES:
+        dump = spark.table(f"{scratch}.{dimension.name}")
+        dump.write.format("delta").mode("overwrite").saveAsTable(raw_table(dimension))
+else:
+    fresh = FreshValues(args["redis_url"], repo_settings().project, checkpoint / MARKER)
 query = land_events(
-    get_spark("landing-stream"),
-    bootstrap_servers=servers,
-    until_caught_up=mode == "until-caught-up",
+    spark,
+    bootstrap_servers=args["servers"],
+    until_caught_up=args["mode"] != "running",
     trigger_seconds=0.5,
-    checkpoint=Path(checkpoint),
-    clean=False,
-    max_messages_per_batch=int(per_batch),
+    checkpoint=checkpoint,
+    max_messages_per_batch=args["per_batch"],
+    fresh=fresh,
 )
 query.awaitTermination()
-sys.exit(0 if query.exception() is None else 1)
+if query.exception() is not None:
+    sys.exit(1)
+if args["mode"] == "setup":
+    views = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
+    compute(spark, start=start, end=start + timedelta(hours=1), views=views)
 """
 
 
@@ -63,13 +99,33 @@ def broker(kafka_broker):
     return kafka_broker
 
 
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A Redis server of this module alone: it holds exactly what its stream wrote."""
+    with RedisServer(tmp_path_factory.mktemp("faults-redis"), port=free_port()) as server:
+        yield server
+
+
 def _start_stream(
-    broker: KafkaBroker, data_dir: Path, checkpoint: Path, mode: str
+    broker: KafkaBroker,
+    redis_url: str,
+    data_dir: Path,
+    checkpoint: Path,
+    mode: str,
+    per_batch: int | None = MESSAGES_PER_BATCH,
 ) -> subprocess.Popen:
     env = {**os.environ, "FEATURE_PLATFORM_DATA_DIR": str(data_dir)}
-    args = [broker.bootstrap_servers, str(checkpoint), mode, str(MESSAGES_PER_BATCH)]
+    args = {
+        "servers": broker.bootstrap_servers,
+        "redis_url": redis_url,
+        "checkpoint": str(checkpoint),
+        "mode": mode,
+        "per_batch": per_batch,
+        "start": START.isoformat(),
+        "scale": CONFIG.scale,
+    }
     return subprocess.Popen(
-        [sys.executable, "-c", STREAM_PROGRAM, *args],
+        [sys.executable, "-c", STREAM_PROGRAM, json.dumps(args)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -87,56 +143,81 @@ def _spark_log_tail(data_dir: Path) -> str:
     return logs[-1].read_text(errors="replace")[-3000:] if logs else "no Spark log"
 
 
-def _landed(spark, data_dir: Path, source):
-    database, table = raw_table(source).split(".")
+def _table(spark, data_dir: Path, table: str):
+    """A table of the stream's data directory, read by path (its metastore is its own)."""
+    database, name = table.split(".")
     warehouse = replace(settings(), data_dir=data_dir).warehouse_dir
-    return spark.read.format("delta").load(str(warehouse / f"{database}.db" / table))
+    return spark.read.format("delta").load(str(warehouse / f"{database}.db" / name))
+
+
+def _publish(broker: KafkaBroker, start: datetime, end: datetime) -> None:
+    publish(broker.bootstrap_servers, start=start, end=end, config=CONFIG)
 
 
 def test_a_killed_stream_restarts_from_its_checkpoint_without_loss_or_duplicates(
-    spark, broker, tmp_path
+    spark, broker, redis_server, tmp_path
 ):
     stream_data, checkpoint = tmp_path / "stream-data", tmp_path / "checkpoint"
-    publish(broker.bootstrap_servers, start=START, end=START + timedelta(hours=1), config=CONFIG)
+    _publish(broker, START, START + timedelta(hours=1))
+    setup = _start_stream(broker, redis_server.url, stream_data, checkpoint, "setup", None)
+    assert setup.wait(900) == 0, _spark_log_tail(stream_data)
+    set_up = _committed_batches(checkpoint)
 
-    running = _start_stream(broker, stream_data, checkpoint, "continuous")
+    _publish(broker, START + timedelta(hours=1), START + timedelta(minutes=90))
+    running = _start_stream(broker, redis_server.url, stream_data, checkpoint, "running")
     try:
-        deadline = time.monotonic() + 300
-        while _committed_batches(checkpoint) < 2:
+        deadline = time.monotonic() + 600
+        while _committed_batches(checkpoint) < set_up + 1:
             assert running.poll() is None, _spark_log_tail(stream_data)
-            assert time.monotonic() < deadline, "the stream committed no micro-batch in 300 s"
+            assert time.monotonic() < deadline, "the stream committed no micro-batch in 600 s"
             time.sleep(0.2)
+        time.sleep(10)  # into the next micro-batch: landing, ingesting or writing values
     finally:
         os.killpg(running.pid, signal.SIGKILL)
         running.wait(60)
     killed_after = _committed_batches(checkpoint)
-    first_hour = sum(_landed(spark, stream_data, source).count() for source in EVENT_SOURCES)
-    assert first_hour > 0, "the kill came before anything landed"
+    assert (checkpoint / MARKER).exists(), "the kill came before any fresh value was written"
 
-    # The day goes on while the stream is down; then it restarts from its checkpoint.
-    publish(
-        broker.bootstrap_servers,
-        start=START + timedelta(hours=1),
-        end=START + timedelta(hours=2),
-        config=CONFIG,
+    # The day goes on while the stream is down, across an hour compute has not reached;
+    # then it restarts from its checkpoint.
+    _publish(broker, START + timedelta(minutes=90), START + timedelta(minutes=130))
+    restarted = _start_stream(
+        broker, redis_server.url, stream_data, checkpoint, "until-caught-up", None
     )
-    restarted = _start_stream(broker, stream_data, checkpoint, "until-caught-up")
-    assert restarted.wait(600) == 0, _spark_log_tail(stream_data)
+    assert restarted.wait(900) == 0, _spark_log_tail(stream_data)
     assert _committed_batches(checkpoint) > killed_after
 
+    # Landed: exactly the batch generation of the same hours, no row lost or twice.
+    end = START + timedelta(minutes=130)
     batch = f"{database_prefix()}batch"
     generate(
         spark,
         start=START,
-        end=START + timedelta(hours=2),
+        end=end,
         scale=CONFIG.scale,
         database=batch,
         late_share=CONFIG.late_share,
         hostile_share=CONFIG.hostile_share,
     )
+    quarantined = _table(spark, stream_data, quarantine_table())
+    events: dict[str, list[dict]] = {}
     for source in EVENT_SOURCES:
-        landed = _landed(spark, stream_data, source)
+        landed = _table(spark, stream_data, raw_table(source))
         written = spark.table(f"{batch}.{source.name}")
         assert landed.count() == written.count() > 0, source.name
         assert landed.exceptAll(written).count() == 0, f"{source.name}: landed twice"
         assert written.exceptAll(landed).count() == 0, f"{source.name}: lost"
+        # Ingested: every raw row clean or quarantined, an event id clean at most once.
+        clean = _table(spark, stream_data, source.table)
+        held = quarantined.where(F.col("source_table") == source.name).count()
+        assert clean.count() + held == landed.count(), source.name
+        if source.id_column is not None:
+            ids = clean.select(source.id_column)
+            assert ids.distinct().count() == ids.count(), f"{source.name}: an event counted twice"
+        events[source.name] = [row.asDict() for row in clean.collect()]
+
+    # Served: every entity's value at the stream's last instant is its sawtooth value.
+    instant = instant_in(checkpoint / MARKER)
+    assert instant is not None and START + timedelta(minutes=125) < instant <= end
+    served = assert_served_sawtooth_values(redis_server.url, REALTIME, events, instant)
+    assert any(row["written_at"] is not None for rows in served.values() for row in rows)
