@@ -41,8 +41,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 START = datetime(2026, 6, 2, 19, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.2, hostile_share=0.02, late_share=0.05)
 REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
-# Small micro-batches, so that the kill lands while some are still to come.
-MESSAGES_PER_BATCH = 300
+# Small micro-batches (the running half hour is about 220 messages), so that the kill
+# lands in one while others are still to come.
+MESSAGES_PER_BATCH = 80
 
 # The stream's process. `setup` prepares what `feature-platform stream` needs (the
 # dimensions' raw tables, the first hour landed and computed); `running` and
@@ -133,9 +134,18 @@ def _start_stream(
     )
 
 
+def _batches(checkpoint: Path, log: str) -> int:
+    entries = checkpoint / log
+    return len([p for p in entries.iterdir() if p.name.isdigit()]) if entries.is_dir() else 0
+
+
 def _committed_batches(checkpoint: Path) -> int:
-    commits = checkpoint / "commits"
-    return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.is_dir() else 0
+    return _batches(checkpoint, "commits")
+
+
+def _planned_batches(checkpoint: Path) -> int:
+    """Micro-batches whose offsets Spark has logged: it does so as a micro-batch starts."""
+    return _batches(checkpoint, "offsets")
 
 
 def _spark_log_tail(data_dir: Path) -> str:
@@ -177,6 +187,7 @@ def test_a_killed_stream_restarts_from_its_checkpoint_without_loss_or_duplicates
         running.wait(60)
     killed_after = _committed_batches(checkpoint)
     assert (checkpoint / MARKER).exists(), "the kill came before any fresh value was written"
+    assert _planned_batches(checkpoint) > killed_after, "the kill came between micro-batches"
 
     # The day goes on while the stream is down, across an hour compute has not reached;
     # then it restarts from its checkpoint.
