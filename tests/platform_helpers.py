@@ -1,6 +1,6 @@
 """Helpers the tests share (not tests): a Feast repo applied for a data directory,
-feature rows written to Redis with the platform's writer, and what Redis serves checked
-against the brute-force sawtooth oracle."""
+feature rows written to Redis with the platform's writer, the dimensions' dumps landed in
+raw for a stream, and what Redis serves checked against the brute-force sawtooth oracle."""
 
 from __future__ import annotations
 
@@ -16,12 +16,17 @@ import pyarrow as pa
 import pytest
 
 from features import REGISTRY, FeatureView
+from features.catalog import database_prefix
+from features.sources import DIMENSION_SOURCES
+from pipelines.delta_io import ensure_database
+from pipelines.generate import generate
 from pipelines.redis_server import redis_client
 from pipelines.serving.direct import OnlineReader
 from pipelines.serving.encoding import encode_entity_keys, timestamp_micros_from_proto
 from pipelines.serving.materialize import layout_for
 from pipelines.serving.redis_writer import write_table
 from pipelines.serving.store import feast_environment, feature_store, repo_settings
+from pipelines.tables import raw_table
 
 
 @contextmanager
@@ -58,6 +63,17 @@ def write_rows(url: str, view_name: str, rows: list[dict]) -> None:
         )
     layout = layout_for(view, repo_settings().project)
     assert write_table(url, layout, pa.table(columns)) == (len(rows), 0)
+
+
+def land_dimension_dumps(spark: Any, start: datetime, scale: float) -> None:
+    """The dimensions' daily dumps in raw, as files land before any event streams: a
+    scratch generation's (they depend only on seed and scale)."""
+    scratch = f"{database_prefix()}dimensions"
+    generate(spark, start=start, end=start + timedelta(minutes=1), scale=scale, database=scratch)
+    ensure_database(spark, raw_table(DIMENSION_SOURCES[0]).split(".")[0])
+    for dimension in DIMENSION_SOURCES:
+        dump = spark.table(f"{scratch}.{dimension.name}")
+        dump.write.format("delta").mode("overwrite").saveAsTable(raw_table(dimension))
 
 
 # An entity no generated event names: it must be served nothing.

@@ -16,14 +16,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from platform_helpers import assert_served_sawtooth_values, same_value, served_values
+from platform_helpers import (
+    assert_served_sawtooth_values,
+    land_dimension_dumps,
+    same_value,
+    served_values,
+)
 
 from features import REGISTRY, FeatureView
-from features.catalog import database_prefix
-from features.sources import DIMENSION_SOURCES, ad_impressions
+from features.sources import ad_impressions
 from pipelines.compute import compute
-from pipelines.delta_io import ensure_database
-from pipelines.generate import GeneratorConfig, generate
+from pipelines.generate import GeneratorConfig
 from pipelines.interval import parse_time
 from pipelines.quality.replay import replay
 from pipelines.redis_server import RedisServer, free_port
@@ -35,7 +38,6 @@ from pipelines.streaming.fresh import MARKER, FreshValues, FreshValuesError, fre
 from pipelines.streaming.land import land_events
 from pipelines.streaming.publish import publish
 from pipelines.streaming.topics import create_topics
-from pipelines.tables import raw_table
 from pipelines.training import build_training_set
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
@@ -75,16 +77,8 @@ def fresh(redis_server, checkpoint) -> FreshValues:
 @pytest.fixture(scope="module")
 def batch_hours(spark, kafka_broker, checkpoint) -> None:
     """Two hours landed by the stream without fresh values, then computed by the hourly
-    compute: the state the stream starts from. The dimensions' daily dumps land in raw as
-    files do (a scratch generation's), before any event."""
-    scratch = f"{database_prefix()}dimensions"
-    shares = {"late_share": CONFIG.late_share, "hostile_share": CONFIG.hostile_share}
-    generate(spark, start=at(0), end=at(1), scale=CONFIG.scale, database=scratch, **shares)
-    ensure_database(spark, raw_table(DIMENSION_SOURCES[0]).split(".")[0])
-    for dimension in DIMENSION_SOURCES:
-        spark.table(f"{scratch}.{dimension.name}").write.format("delta").mode(
-            "overwrite"
-        ).saveAsTable(raw_table(dimension))
+    compute: the state the stream starts from, after the dimensions' daily dumps."""
+    land_dimension_dumps(spark, at(0), CONFIG.scale)
     create_topics(kafka_broker.bootstrap_servers)
     _publish(kafka_broker, at(0), at(120))
     _land(spark, kafka_broker, checkpoint, None)

@@ -24,14 +24,13 @@ import pytest
 from platform_helpers import assert_served_sawtooth_values
 from pyspark.sql import functions as F
 
-from features import REGISTRY, FeatureView
 from features.catalog import database_prefix
 from features.sources import EVENT_SOURCES
 from pipelines.config import settings
 from pipelines.generate import GeneratorConfig, generate
 from pipelines.redis_server import RedisServer, free_port
 from pipelines.streaming.broker import KafkaBroker
-from pipelines.streaming.fresh import MARKER, instant_in
+from pipelines.streaming.fresh import MARKER, instant_in, realtime_views
 from pipelines.streaming.publish import publish
 from pipelines.streaming.topics import create_topics
 from pipelines.tables import quarantine_table, raw_table
@@ -40,7 +39,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
 START = datetime(2026, 6, 2, 19, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.2, hostile_share=0.02, late_share=0.05)
-REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
+REALTIME = list(realtime_views())
 # Small micro-batches (the running half hour is about 220 messages), so that the kill
 # lands in one while others are still to come.
 MESSAGES_PER_BATCH = 80
@@ -52,28 +51,20 @@ STREAM_PROGRAM = """
 import json, sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from features import REGISTRY, FeatureView
-from features.catalog import database_prefix
-from features.sources import DIMENSION_SOURCES
+from platform_helpers import land_dimension_dumps
 from pipelines.compute import compute
-from pipelines.generate import generate
 from pipelines.serving.store import repo_settings
 from pipelines.spark import get_spark
-from pipelines.streaming.fresh import MARKER, FreshValues
+from pipelines.streaming.fresh import MARKER, FreshValues, realtime_views
 from pipelines.streaming.land import land_events
-from pipelines.tables import raw_table
 
 args = json.loads(sys.argv[1])
 spark = get_spark("stream")
 checkpoint = Path(args["checkpoint"])
+start = datetime.fromisoformat(args["start"])
 fresh = None
 if args["mode"] == "setup":
-    start, scratch = datetime.fromisoformat(args["start"]), f"{database_prefix()}dimensions"
-    generate(spark, start=start, end=start + timedelta(minutes=1), scale=args["scale"], database=scratch)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {raw_table(DIMENSION_SOURCES[0]).split('.')[0]}")
-    for dimension in DIMENSION_SOURCES:
-        dump = spark.table(f"{scratch}.{dimension.name}")
-        dump.write.format("delta").mode("overwrite").saveAsTable(raw_table(dimension))
+    land_dimension_dumps(spark, start, args["scale"])
 else:
     fresh = FreshValues(args["redis_url"], repo_settings().project, checkpoint / MARKER)
 query = land_events(
@@ -89,8 +80,7 @@ query.awaitTermination()
 if query.exception() is not None:
     sys.exit(1)
 if args["mode"] == "setup":
-    views = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
-    compute(spark, start=start, end=start + timedelta(hours=1), views=views)
+    compute(spark, start=start, end=start + timedelta(hours=1), views=list(realtime_views()))
 """
 
 
@@ -115,7 +105,10 @@ def _start_stream(
     mode: str,
     per_batch: int | None = MESSAGES_PER_BATCH,
 ) -> subprocess.Popen:
-    env = {**os.environ, "FEATURE_PLATFORM_DATA_DIR": str(data_dir)}
+    # The program imports the tests' helpers, as the tests do.
+    helpers = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (helpers, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "FEATURE_PLATFORM_DATA_DIR": str(data_dir), "PYTHONPATH": path}
     args = {
         "servers": broker.bootstrap_servers,
         "redis_url": redis_url,
