@@ -9,12 +9,14 @@ micro-batch id), so a micro-batch replayed after a crash is skipped, not written
 
 The rows land unchanged (a wrong `event_date`, a NaN, a null id as the producer wrote
 them). Then the micro-batch runs the hourly `ingest` job over each arrival hour its rows
-fall in, oldest first: the same rules from the same declarations, quarantine and
-duplicates by identity included. An hour that is still arriving is ingested again by
-every micro-batch that brings more of it, and each run replaces exactly that hour's
-share of clean and quarantine, so the clean tables converge to what the hourly
-pipeline's ingest of the complete hour gives (which, run after the stream, rewrites the
-same rows): one source of truth, and raw = clean + quarantined holds.
+fall in, oldest first, for the event sources only (the dimensions' daily dumps do not come
+through the bus, and no event rule reads them): the same rules from the same
+declarations, quarantine and duplicates by identity included. An hour that is still
+arriving is ingested again by every micro-batch that brings more of it, and each run
+replaces exactly that hour's share of clean and quarantine, so the clean event tables
+converge to what the hourly pipeline's ingest of the complete hour gives (which, run after
+the stream, rewrites the same rows): one source of truth, and raw = clean + quarantined
+holds.
 
 A message that is not a row of its source (not JSON, a value of the wrong type, empty)
 never becomes a raw row: it goes to the quarantine under its topic's name with reason
@@ -220,7 +222,7 @@ def _batch_writer(
                 # Hour by hour, as the hourly pipeline does: an hour's duplicates and orphans
                 # are judged against what the hours before it accepted.
                 for hour in arrival_hours(landed):
-                    report = ingest(spark, start=hour, end=hour + HOUR)
+                    report = ingest(spark, start=hour, end=hour + HOUR, events_only=True)
                     LOG.info("micro-batch %d: %s", batch_id, " | ".join(report.lines()))
                 if fresh is not None:
                     assert bootstrap_servers is not None
@@ -248,8 +250,7 @@ def land_events(
     """Start the landing query and return it (a `StreamingQuery`). With `until_caught_up`
     it lands what the topics hold now and stops (`availableNow`); otherwise it runs a
     micro-batch every `trigger_seconds` until stopped. With `clean`, each micro-batch
-    also ingests the hours it brought rows of (the raw tables of the dimensions must
-    exist, as for the hourly ingest). With `fresh` (which needs `clean`), each micro-batch
+    also ingests the event sources' rows of the hours it brought rows of. With `fresh` (which needs `clean`), each micro-batch
     then writes the real-time views' values it changed to Redis (`streaming.fresh`)."""
     if fresh is not None and not clean:
         raise PlatformError("fresh values are computed from the clean tables: land with clean")
