@@ -333,7 +333,7 @@ def ingest(
         for name, source in SOURCES.items()
         if not events_only or isinstance(source, EventSource)
     }
-    dimensions = () if events_only else DIMENSION_SOURCES
+    dimensions = [s for s in DIMENSION_SOURCES if s.name in sources]
     earliest = max(source.validity.earliest for source in sources.values())
     if interval.start < earliest:
         raise IntervalError(

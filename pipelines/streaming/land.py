@@ -250,8 +250,9 @@ def land_events(
     """Start the landing query and return it (a `StreamingQuery`). With `until_caught_up`
     it lands what the topics hold now and stops (`availableNow`); otherwise it runs a
     micro-batch every `trigger_seconds` until stopped. With `clean`, each micro-batch
-    also ingests the event sources' rows of the hours it brought rows of. With `fresh` (which needs `clean`), each micro-batch
-    then writes the real-time views' values it changed to Redis (`streaming.fresh`)."""
+    also ingests the event sources' rows of the hours it brought rows of. With `fresh`
+    (which needs `clean`), each micro-batch then writes the real-time views' values it
+    changed to Redis (`streaming.fresh`)."""
     if fresh is not None and not clean:
         raise PlatformError("fresh values are computed from the clean tables: land with clean")
     reader = (
