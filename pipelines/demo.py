@@ -456,6 +456,13 @@ def _streaming_minute(spark: Any, start: datetime, scale: float, redis_url: str)
                     f"   (replayed time: at {STREAM_SPEED:g}x, the values were "
                     f"{age[0] / STREAM_SPEED:.0f} s old in wall time, the stream's micro-batch cycle)"
                 )
+    else:
+        # Requests are served at the replay's clock within the hour, once the stream has
+        # written a value of it: a first micro-batch slower than the replayed hour leaves none.
+        _say(
+            "   no ad request was served from the stream within the replayed hour (its first "
+            "micro-batch ended after the hour's traffic): the realtime replay is skipped"
+        )
 
 
 def demo_command(
