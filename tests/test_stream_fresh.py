@@ -35,7 +35,13 @@ from pipelines.serving.direct import OnlineReader
 from pipelines.serving.materialize import materialize
 from pipelines.serving.request_log import RequestLog, log_directory
 from pipelines.serving.store import repo_settings
-from pipelines.streaming.fresh import MARKER, FreshValues, FreshValuesError, fresh_status
+from pipelines.streaming.fresh import (
+    MARKER,
+    FreshValues,
+    FreshValuesError,
+    fresh_status,
+    realtime_views,
+)
 from pipelines.streaming.land import land_events
 from pipelines.streaming.publish import publish
 from pipelines.streaming.topics import create_topics
@@ -45,7 +51,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 START = datetime(2026, 6, 2, 18, tzinfo=UTC)
 CONFIG = GeneratorConfig(scale=0.3, hostile_share=0.03, late_share=0.05)
-REALTIME = [v for v in REGISTRY.views if isinstance(v, FeatureView) and v.realtime]
+REALTIME = list(realtime_views())
 REALTIME_NAMES = {v.name for v in REALTIME}
 
 
